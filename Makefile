@@ -1,0 +1,55 @@
+# modelpilot: `make demo` runs the operator end to end on a local stack; `make test` runs every test.
+# Everything a fresh machine needs is installed here: the virtualenv, Prometheus, the MLflow
+# server, and the control plane (kube-apiserver + etcd + kubectl built from Go modules, cached).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export MODELPILOT_CACHE ?= $(HOME)/.cache/modelpilot
+
+.PHONY: all deps venv prometheus mlflow-server controlplane test unit integration demo crds lint bench clean
+
+all: test
+
+deps: venv prometheus mlflow-server controlplane
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+# Debian's prometheus package provides prometheus and promtool; tests start their own server.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  echo "installing Debian's prometheus package"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+mlflow-server:
+	@bash tests/support/install_mlflow_server.sh >/dev/null
+
+controlplane: venv
+	@$(PY) -m tests.support.controlplane build >/dev/null
+
+crds: venv
+	$(VENV)/bin/modelpilot crds
+
+test: deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+integration: deps
+	$(PY) -m pytest -q tests/integration
+
+demo: deps
+	$(PY) -m tests.support.demo
+
+bench: deps
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

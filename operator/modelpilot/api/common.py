@@ -1,0 +1,191 @@
+"""Pieces shared by the three resources: the base model, durations, conditions, references.
+
+Everything here is a pydantic model whose JSON schema also becomes part of the CRDs, so field
+names are the camelCase names users write in YAML.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "ApiModel",
+    "Condition",
+    "ConditionStatus",
+    "Duration",
+    "LocalObjectReference",
+    "MlflowSettings",
+    "ObjectReference",
+    "PromQLTemplate",
+    "PrometheusEndpoint",
+    "SecretKeyReference",
+    "PROMQL_PLACEHOLDERS",
+    "format_duration",
+    "now_utc",
+    "parse_duration",
+]
+
+
+class ApiModel(BaseModel):
+    """Base of every spec and status model: camelCase in YAML, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    def to_body(self) -> dict[str, Any]:
+        """The model as a Kubernetes body fragment: camelCase keys, no unset optional fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w))+$"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a Prometheus-style duration such as ``30s``, ``5m``, ``1h30m`` or ``7d``."""
+    if not isinstance(text, str) or not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(
+            f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m, 7d"
+        )
+    seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest Prometheus duration string for ``delta`` (whole milliseconds)."""
+    millis = round(delta.total_seconds() * 1000)
+    if millis <= 0:
+        raise ValueError("duration must be longer than zero")
+    parts = []
+    for unit, size in (("w", 604800000), ("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    Field(pattern=DURATION_PATTERN, json_schema_extra={"example": "5m"}),
+]
+"""A duration string validated at load time; ``parse_duration`` turns it into a timedelta."""
+
+
+PROMQL_PLACEHOLDERS = ("model", "version", "namespace", "window", "selector")
+
+
+def _check_promql(text: str) -> str:
+    names = set()
+    for match in string.Template.pattern.finditer(text):
+        if match.group("invalid") is not None:
+            raise ValueError(
+                "invalid PromQL template: a '$' that starts no placeholder (write $$ for a literal dollar)"
+            )
+        if name := match.group("named") or match.group("braced"):
+            names.add(name)
+    unknown = names - set(PROMQL_PLACEHOLDERS)
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder(s) {sorted(unknown)} in PromQL template; "
+            f"known: {', '.join('$' + p for p in PROMQL_PLACEHOLDERS)}"
+        )
+    closers = {")": "(", "]": "[", "}": "{"}
+    stack: list[str] = []
+    for char in text:
+        if char in "([{":
+            stack.append(char)
+        elif char in closers and (not stack or stack.pop() != closers[char]):
+            raise ValueError(f"invalid PromQL template: unbalanced {char!r}")
+    if stack:
+        raise ValueError(f"invalid PromQL template: unclosed {stack[-1]!r}")
+    return text
+
+
+PromQLTemplate = Annotated[
+    str,
+    AfterValidator(_check_promql),
+    Field(
+        min_length=1,
+        description=(
+            "PromQL with placeholders $model, $version, $namespace, $window and $selector "
+            "(the label matchers of the monitored model)."
+        ),
+    ),
+]
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """A metav1.Condition: lastTransitionTime changes only when status flips."""
+
+    type: str = Field(min_length=1, max_length=316)
+    status: ConditionStatus
+    reason: str = Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: datetime
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class LocalObjectReference(ApiModel):
+    """A reference to an object in the resource's own namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+
+
+class ObjectReference(ApiModel):
+    """A reference to an object; the namespace defaults to the resource's own."""
+
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = Field(default=None, max_length=63)
+
+
+class SecretKeyReference(ApiModel):
+    """A key of a Secret in the resource's own namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(min_length=1, max_length=253)
+
+
+class PrometheusEndpoint(ApiModel):
+    """Where to query Prometheus, and how to authenticate."""
+
+    url: str = Field(pattern=r"^https?://", description="Base URL of the Prometheus HTTP API.")
+    timeout: Duration = Field(default="10s", description="Timeout of each query.")
+    bearer_token_secret: SecretKeyReference | None = Field(
+        default=None, description="A Secret key holding a bearer token."
+    )
+    basic_auth_secret: LocalObjectReference | None = Field(
+        default=None, description="A Secret with keys `username` and `password`."
+    )
+
+
+class MlflowSettings(ApiModel):
+    """The MLflow tracking server that holds the model registry."""
+
+    tracking_uri: str = Field(pattern=r"^(https?|file)://", description="MLflow tracking URI.")
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware, truncated to seconds as Kubernetes stores it."""
+    return datetime.now(timezone.utc).replace(microsecond=0)

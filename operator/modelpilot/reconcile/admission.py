@@ -1,0 +1,52 @@
+"""Admission of a resource's spec: validate it once and say so in the Ready condition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Mapping, TypeVar
+
+from modelpilot.api import ApiModel, Condition, Kind, SpecError, load_spec
+
+from .conditions import set_condition
+
+__all__ = ["Admission", "admit"]
+
+SpecT = TypeVar("SpecT", bound=ApiModel)
+
+
+@dataclass(frozen=True)
+class Admission(Generic[SpecT]):
+    """The validated spec (None when invalid) and the conditions to write."""
+
+    spec: SpecT | None
+    conditions: list[Condition]
+    error: SpecError | None = None
+
+
+def admit(
+    kind: Kind[SpecT, Any],
+    spec: Mapping[str, Any] | None,
+    conditions: list[Condition],
+    *,
+    generation: int | None,
+    now: datetime,
+    pending_message: str = "Spec accepted; waiting for the first evaluation.",
+) -> Admission[SpecT]:
+    """Validate ``spec``; an invalid one gets Ready=False/InvalidSpec naming the field to fix."""
+    try:
+        model = load_spec(kind, spec)
+    except SpecError as err:
+        updated = set_condition(
+            conditions, "Ready", "False", "InvalidSpec", str(err), now=now, generation=generation
+        )
+        return Admission(spec=None, conditions=updated, error=err)
+    ready = next((c for c in conditions if c.type == "Ready"), None)
+    if ready is not None and ready.reason != "InvalidSpec":
+        # An earlier evaluation already said more than "Pending"; keep it, refresh the generation.
+        updated = set_condition(
+            conditions, "Ready", ready.status, ready.reason, ready.message, now=now, generation=generation
+        )
+    else:
+        updated = set_condition(conditions, "Ready", "Unknown", "Pending", pending_message, now=now, generation=generation)
+    return Admission(spec=model, conditions=updated)

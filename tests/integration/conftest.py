@@ -1,0 +1,58 @@
+"""Fixtures that start the real services: the control plane, the CRDs, the operator."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.controlplane import ControlPlane
+from tests.support.kube import REPO, Cluster, OperatorProcess
+
+CRD_NAMES = ("modelmonitors.modelpilot.dev", "retrainpolicies.modelpilot.dev", "canaryreleases.modelpilot.dev")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def cluster(workdir: Path) -> Iterator[Cluster]:
+    """The user's cluster when KUBECONFIG is set, else a local kube-apiserver + etcd."""
+    if os.environ.get("KUBECONFIG"):
+        yield Cluster(Path(os.environ["KUBECONFIG"]))
+        return
+    with ControlPlane(workdir) as plane:
+        yield Cluster(plane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Cluster) -> Cluster:
+    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in CRD_NAMES))
+    return cluster
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test. No namespace controller runs locally, so it is left behind."""
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    if os.environ.get("KUBECONFIG"):
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def operator(crds: Cluster, workdir: Path) -> Iterator[OperatorProcess]:
+    with OperatorProcess(crds, workdir) as process:
+        yield process

@@ -1,0 +1,136 @@
+"""kubectl against the test cluster, and the operator as a real process beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable, TypeVar
+
+from tests.support.controlplane import ensure_built, kubectl_path
+from tests.support.ports import free_port
+
+__all__ = ["Cluster", "OperatorProcess", "REPO", "wait_for"]
+
+REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], *, timeout: float, interval: float = 0.5, what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; raises TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Cluster:
+    """A cluster reached through a kubeconfig, driven with the kubectl of the pinned release."""
+
+    kubeconfig: Path
+    kubectl_binary: Path = field(default_factory=lambda: (ensure_built(), kubectl_path())[1])
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.kubectl_binary), *args], input=input, capture_output=True, text=True, env=self.env, timeout=120
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}{result.stdout}")
+        return result
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
+
+    def events(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        listing = json.loads(self.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
+        return [e for e in listing["items"] if e["involvedObject"].get("name") == name]
+
+
+class OperatorProcess:
+    """``modelpilot run`` as a real process against ``cluster``, with /metrics and /healthz on free ports."""
+
+    def __init__(self, cluster: Cluster, workdir: Path, extra_env: dict[str, str] | None = None):
+        self.cluster = cluster
+        self.log_path = Path(workdir) / "operator.log"
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        self.extra_env = extra_env or {}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def start(self, timeout: float = 60.0) -> OperatorProcess:
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [
+                sys.executable, "-m", "modelpilot.cli", "run", "--all-namespaces",
+                f"--metrics-port={self.metrics_port}", f"--liveness-port={self.liveness_port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**self.cluster.env, **self.extra_env, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        wait_for(self._alive, timeout=timeout, what=f"operator liveness (log: {self.log_path})")
+        return self
+
+    def _alive(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            raise RuntimeError(f"operator exited with {self._process.returncode}:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            return response.read().decode()
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed or evicted operator pod would end."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> OperatorProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
