@@ -84,8 +84,9 @@ def _check_duration(text: str) -> str:
 
 Duration = Annotated[
     str,
+    # The pattern goes to the CRD schema only; here the validator gives the friendlier message.
+    Field(description="A duration such as 30s, 5m, 1h30m or 7d.", json_schema_extra={"pattern": DURATION_PATTERN}),
     AfterValidator(_check_duration),
-    Field(pattern=DURATION_PATTERN, json_schema_extra={"example": "5m"}),
 ]
 """A duration string validated at load time; ``parse_duration`` turns it into a timedelta."""
 
@@ -122,7 +123,6 @@ def _check_promql(text: str) -> str:
 
 PromQLTemplate = Annotated[
     str,
-    AfterValidator(_check_promql),
     Field(
         min_length=1,
         description=(
@@ -130,6 +130,7 @@ PromQLTemplate = Annotated[
             "(the label matchers of the monitored model)."
         ),
     ),
+    AfterValidator(_check_promql),
 ]
 
 

@@ -151,7 +151,7 @@ class DriftSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                {"rule": "self.psiBands[0] < self.psiBands[1]", "message": "psiBands must be ascending"}
+                {"rule": "!has(self.psiBands) || self.psiBands[0] < self.psiBands[1]", "message": "psiBands must be ascending"}
             ]
         }
     }
@@ -302,7 +302,11 @@ class AlertRecord(ApiModel):
 class ModelMonitorStatus(ApiModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
-    last_evaluation: datetime | None = None
+    last_evaluation: datetime | None = Field(default=None, description="When the last evaluation ran.")
+    last_success: datetime | None = Field(default=None, description="When every query last answered.")
+    next_evaluation: datetime | None = Field(default=None, description="Not before this time (interval or backoff).")
+    consecutive_failures: int = Field(default=0, ge=0, description="Evaluations in a row with a failed query.")
+    queries: int | None = Field(default=None, description="Prometheus queries in the last evaluation.")
     summary: MonitorSummary | None = None
     performance: PerformanceStatus | None = None
     quality: QualityStatus | None = None

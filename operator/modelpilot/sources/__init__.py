@@ -1,0 +1,1 @@
+"""Adapters to the outside world: Prometheus, the MLflow registry, Kubernetes objects."""
