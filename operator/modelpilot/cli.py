@@ -36,6 +36,55 @@ def _cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    from datetime import datetime, timezone
+
+    import yaml
+
+    from modelpilot.api import MODEL_MONITOR, SpecError, load_spec, now_utc
+    from modelpilot.api.monitor import ModelMonitorStatus
+    from modelpilot.reconcile.monitor import PROBLEMS, evaluate_monitor
+    from modelpilot.report import monitor_report
+    from modelpilot.sources.observe import gather_monitor_observations
+
+    documents = [d for d in yaml.safe_load_all(args.file.read_text()) if d and d.get("kind") == MODEL_MONITOR.kind]
+    if not documents:
+        print(f"{args.file}: no {MODEL_MONITOR.kind} in the file", file=sys.stderr)
+        return 2
+    at = now_utc() if args.at is None else datetime.fromisoformat(args.at.replace("Z", "+00:00")).astimezone(timezone.utc)
+    worst = 0
+    reports = []
+    for document in documents:
+        name = document.get("metadata", {}).get("name", "-")
+        spec_body = dict(document.get("spec") or {})
+        if args.prometheus:
+            spec_body["prometheus"] = {**spec_body.get("prometheus", {}), "url": args.prometheus}
+        try:
+            spec = load_spec(MODEL_MONITOR, spec_body)
+        except SpecError as err:
+            print(f"{args.file}: {name}: {err}", file=sys.stderr)
+            return 2
+        namespace = document.get("metadata", {}).get("namespace", "default")
+        observations = asyncio.run(gather_monitor_observations(spec, namespace=namespace, at=at, kube=None))
+        status = evaluate_monitor(spec, observations, ModelMonitorStatus(), generation=None, now=at).status
+        if args.output == "json":
+            reports.append({"name": name, "status": status.model_dump(mode="json", by_alias=True, exclude_none=True)})
+        else:
+            reports.append(monitor_report(name, spec, status))
+        conditions = {c.type: c.status for c in status.conditions}
+        if conditions.get("Ready") != "True":
+            worst = max(worst, 2)
+        elif any(conditions.get(type_) == bad for type_, (bad, _) in PROBLEMS.items()):
+            worst = max(worst, 1)
+    if args.output == "json":
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+    else:
+        print("\n".join(reports), end="")
+    return worst
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from modelpilot.handlers import run_operator
 
@@ -60,6 +109,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness-port", type=int, default=8080, help="port of /healthz (0 disables)")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)
+
+    check = commands.add_parser(
+        "check",
+        help="evaluate ModelMonitors from a file once, without Kubernetes, and print a report",
+        description="Runs the same evaluation the operator runs, against any Prometheus. Exit status: 0 nothing "
+        "wrong, 1 a problem condition is True (drift, degradation, latency, errors), 2 the evaluation was "
+        "incomplete (a query failed, too little to go on for Ready) or the file is invalid.",
+    )
+    check.add_argument("-f", "--file", type=Path, required=True, help="YAML with one or more ModelMonitor documents")
+    check.add_argument("--prometheus", help="Prometheus URL, replacing spec.prometheus.url")
+    check.add_argument("--at", help="evaluation time (RFC 3339), default now")
+    check.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    check.set_defaults(func=_cmd_check)
 
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the API models")
     crds.add_argument("-o", "--output", type=Path, default=Path("crds"), help="directory, or - for stdout")

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.support.controlplane import ensure_built, kubectl_path
 from tests.support.ports import free_port
 
@@ -74,6 +76,10 @@ class OperatorProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
@@ -104,6 +110,14 @@ class OperatorProcess:
     def metrics(self) -> str:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
             return response.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The value of one sample of /metrics whose labels include ``labels``."""
+        for family in text_string_to_metric_families(self.metrics()):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    return float(sample.value)
+        return None
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

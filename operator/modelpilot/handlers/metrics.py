@@ -1,4 +1,8 @@
-"""The operator's own /metrics: a Collector over the latest state of each resource."""
+"""The operator's own /metrics: Collectors over the latest state of each resource.
+
+Alert rules fire on these gauges, so their names and labels are part of the public surface:
+every monitor gauge carries namespace, monitor and model; feature gauges add feature.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelpilot.api import Condition
+from modelpilot.api.monitor import ModelMonitorStatus
 
-__all__ = ["ResourceStates", "STATES"]
+__all__ = ["MONITORS", "MonitorResults", "ResourceStates", "STATES"]
 
 ResourceKey = tuple[str, str, str]  # kind, namespace, name
 
@@ -48,3 +53,64 @@ class ResourceStates(Collector):
 
 
 STATES = ResourceStates()
+
+
+_MODEL_GAUGES = (
+    ("modelpilot_model_accuracy", "Accuracy over the quality window.", lambda s: s.quality and s.quality.accuracy),
+    ("modelpilot_model_f1", "Macro F1 over the quality window.", lambda s: s.quality and s.quality.f1_macro),
+    ("modelpilot_model_latency_p99_seconds", "Latency p99 over the performance window.",
+     lambda s: s.performance and s.performance.latency_p99),
+    ("modelpilot_model_error_rate", "Error rate over the performance window.", lambda s: s.performance and s.performance.error_rate),
+    ("modelpilot_model_throughput", "Requests per second over the performance window.",
+     lambda s: s.performance and s.performance.throughput),
+    ("modelpilot_label_drift_pvalue", "p-value of the prediction-class distribution test.",
+     lambda s: s.label_drift and s.label_drift.pvalue),
+    ("modelpilot_degradation_slope", "Sen's slope of the quality metric per day.", lambda s: s.degradation and s.degradation.sen_slope),
+    ("modelpilot_monitor_consecutive_failures", "Evaluations in a row with a failed query.", lambda s: s.consecutive_failures),
+)
+_FEATURE_GAUGES = (
+    ("modelpilot_feature_psi", "Population stability index of a feature, current window against baseline.", lambda f: f.psi),
+    ("modelpilot_feature_drift_pvalue", "Multiple-testing corrected p-value of a feature's drift test.",
+     lambda f: f.corrected_pvalue),
+    ("modelpilot_feature_drifted", "1 when a feature drifts (corrected test and effect size agree).",
+     lambda f: {"Drift": 1.0, "NoDrift": 0.0}.get(f.verdict)),
+)
+
+
+class MonitorResults(Collector):
+    """The latest findings of every ModelMonitor as gauges."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._results: dict[tuple[str, str], tuple[str, ModelMonitorStatus]] = {}
+
+    def update(self, namespace: str, name: str, model: str, status: ModelMonitorStatus) -> None:
+        with self._lock:
+            self._results[(namespace, name)] = (model, status)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._results.pop((namespace, name), None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            snapshot = list(self._results.items())
+        labels = ["namespace", "monitor", "model"]
+        for metric, help_text, read in _MODEL_GAUGES:
+            family = GaugeMetricFamily(metric, help_text, labels=labels)
+            for (namespace, name), (model, status) in snapshot:
+                value = read(status)
+                if value is not None:
+                    family.add_metric([namespace, name, model], float(value))
+            yield family
+        for metric, help_text, read in _FEATURE_GAUGES:
+            family = GaugeMetricFamily(metric, help_text, labels=[*labels, "feature"])
+            for (namespace, name), (model, status) in snapshot:
+                for feature in status.features:
+                    value = read(feature)
+                    if value is not None:
+                        family.add_metric([namespace, name, model, feature.name], float(value))
+            yield family
+
+
+MONITORS = MonitorResults()

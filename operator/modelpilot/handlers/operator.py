@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, start_http_server
 
 from modelpilot.api import GROUP
 
-from .metrics import STATES
+from .metrics import MONITORS, STATES
 
 __all__ = ["run_operator"]
 
@@ -41,10 +41,11 @@ def run_operator(
     verbose: bool = False,
 ) -> int:
     """Run until interrupted; returns the process exit code."""
-    from . import admission  # noqa: F401  (registers the handlers)
+    from . import admission, monitor  # noqa: F401  (registers the handlers)
 
     if metrics_port:
         REGISTRY.register(STATES)
+        REGISTRY.register(MONITORS)
         start_http_server(metrics_port, addr="0.0.0.0")
         log.info("serving /metrics on port %d", metrics_port)
     liveness = f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None

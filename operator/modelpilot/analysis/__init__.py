@@ -1,0 +1,35 @@
+"""Pure statistics on arrays and counts: data drift, classification quality, trends and canary
+comparisons. Imports nothing else of modelpilot and does no I/O."""
+
+from modelpilot.analysis.compare import Comparison, compare_binned, compare_proportions
+from modelpilot.analysis.drift import (
+    FeatureDrift,
+    FeatureVerdict,
+    assess_drift,
+    correct_pvalues,
+    drift_from_counts,
+    drift_from_samples,
+    rank_by_effect,
+)
+from modelpilot.analysis.quality import ClassQuality, Quality, confusion_from_counts, quality_from_confusion
+from modelpilot.analysis.trend import Trend, mann_kendall, page_hinkley
+
+__all__ = [
+    "ClassQuality",
+    "Comparison",
+    "FeatureDrift",
+    "FeatureVerdict",
+    "Quality",
+    "Trend",
+    "assess_drift",
+    "compare_binned",
+    "compare_proportions",
+    "confusion_from_counts",
+    "correct_pvalues",
+    "drift_from_counts",
+    "drift_from_samples",
+    "mann_kendall",
+    "page_hinkley",
+    "quality_from_confusion",
+    "rank_by_effect",
+]

@@ -1,0 +1,116 @@
+"""Prometheus queries through prometheus-api-client, run off the event loop with a timeout.
+
+Failures become ``QueryFailed`` with a reason a condition can carry (``Unreachable``,
+``Timeout``, ``BadQuery``, ``ServerError``), so callers report ``Unknown`` instead of guessing.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+__all__ = ["PrometheusClient", "QueryFailed", "Sample", "Series"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One element of an instant vector."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a range query: (unix time, value) points in time order."""
+
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+class QueryFailed(Exception):
+    """A query that did not answer; ``reason`` is a CamelCase word for a condition."""
+
+    def __init__(self, reason: str, message: str, query: str):
+        self.reason = reason
+        self.message = message
+        self.query = query
+        super().__init__(f"{reason}: {message}")
+
+
+class PrometheusClient:
+    """Instant and range queries against one Prometheus, each bounded by ``timeout``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: timedelta = timedelta(seconds=10),
+        bearer_token: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
+    ):
+        headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
+        self.url = url.rstrip("/")
+        self.timeout = timeout.total_seconds()
+        # No client-side retries: a failing evaluation is retried by the reconcile loop with
+        # backoff, and an outage must surface within one timeout, not after several.
+        self._client = PrometheusConnect(
+            url=self.url, headers=headers, auth=basic_auth, retry=Retry(total=0), timeout=self.timeout
+        )
+
+    async def instant(self, query: str, at: datetime) -> list[Sample]:
+        result = await self._call(query, self._client.custom_query, query, params={"time": at.timestamp()})
+        return [Sample(labels=r.get("metric", {}), value=float(r["value"][1])) for r in result]
+
+    async def range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[Series]:
+        result = await self._call(
+            query, self._client.custom_query_range, query, start_time=start, end_time=end,
+            step=f"{int(step.total_seconds())}s",
+        )
+        return [
+            Series(labels=r.get("metric", {}), points=tuple((float(t), float(v)) for t, v in r["values"]))
+            for r in result
+        ]
+
+    async def _call(self, query: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            # The library is synchronous; a thread keeps the operator's event loop free, and
+            # the outer timeout bounds a server that accepts the connection but never answers.
+            return await asyncio.wait_for(asyncio.to_thread(function, *args, **kwargs), self.timeout + 1)
+        except (asyncio.TimeoutError, requests.Timeout):
+            raise QueryFailed("Timeout", f"Prometheus at {self.url} did not answer within {self.timeout:g}s", query) from None
+        except requests.ConnectionError:
+            raise QueryFailed("Unreachable", f"cannot connect to Prometheus at {self.url}", query) from None
+        except PrometheusApiClientException as err:
+            raise _classified(err, query, self.url) from None
+        except (requests.RequestException, ValueError, KeyError) as err:
+            raise QueryFailed("ServerError", f"unexpected answer from {self.url}: {err}", query) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _classified(err: PrometheusApiClientException, query: str, url: str) -> QueryFailed:
+    # The library folds the HTTP status and the repr of the raw body into its message.
+    text = str(err)
+    status = re.search(r"HTTP Status Code (\d+)", text)
+    detail = text
+    body = re.search(r"\((b'.*'|b\".*\")\)\s*$", text, re.DOTALL)
+    if body:
+        try:
+            detail = json.loads(ast.literal_eval(body.group(1))).get("error", text)
+        except (ValueError, SyntaxError, AttributeError):
+            pass
+    if status and status.group(1) in {"400", "422"}:
+        return QueryFailed("BadQuery", f"Prometheus refused the query: {detail}", query)
+    code = status.group(1) if status else "an error"
+    return QueryFailed("ServerError", f"Prometheus at {url} answered {code}: {detail}", query)

@@ -1,0 +1,202 @@
+"""ModelMonitor end to end: 60 days of backfilled history in a real Prometheus, the operator on a
+real API server, and `modelpilot check` on the same data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from tests.support.kube import Cluster, OperatorProcess, wait_for
+from tests.support.prometheus import PrometheusServer
+from tests.support.scenarios import DRIFT_EXPECTED, DriftScenario, drift_scenario
+
+MONITOR = "fraud-detector"
+
+
+@pytest.fixture(scope="module")
+def scenario() -> DriftScenario:
+    return drift_scenario()
+
+
+@pytest.fixture(scope="module")
+def prometheus(scenario: DriftScenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    workdir = tmp_path_factory.mktemp("prometheus-monitor")
+    history = workdir / "history.om"
+    scenario.history.write_openmetrics(history)
+    with PrometheusServer(workdir / "server", backfill=[history]) as server:
+        yield server
+
+
+def monitor_manifest(url: str, name: str = MONITOR, interval: str = "20s") -> dict[str, Any]:
+    return {
+        "apiVersion": "modelpilot.dev/v1alpha1",
+        "kind": "ModelMonitor",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": "fraud-detector", "version": {"fixed": "3"}},
+            "deployment": {"name": "fraud-detector"},
+            "prometheus": {"url": url, "timeout": "5s"},
+            "interval": interval,
+            "performance": {"window": "1h", "latencyP99": 0.5, "errorRate": 0.01},
+            "quality": {"window": "1d", "minSamples": 200, "accuracy": 0.9},
+            "drift": {"window": "1d", "baseline": {"offset": "35d", "window": "7d"}},
+            "degradation": {"horizon": "30d", "step": "1d"},
+        },
+    }
+
+
+def serving_deployment(cluster: Cluster, namespace: str) -> None:
+    """The model's Deployment, with the status a kubelet and controller would have written."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "fraud-detector"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "fraud-detector"}},
+            "template": {
+                "metadata": {"labels": {"app": "fraud-detector"}},
+                "spec": {"containers": [{"name": "server", "image": "example/fraud-detector:3"}]},
+            },
+        },
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(deployment))
+    cluster.kubectl(
+        "patch", "deployment", "fraud-detector", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2}}),
+    )
+
+
+def status(cluster: Cluster, namespace: str) -> dict[str, Any]:
+    return cluster.get("modelmonitors.modelpilot.dev", MONITOR, namespace).get("status", {})
+
+
+def conditions(cluster: Cluster, namespace: str) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status(cluster, namespace).get("conditions", [])}
+
+
+def evaluated_after(cluster: Cluster, namespace: str, after: str | None) -> dict[str, Any] | None:
+    current = status(cluster, namespace)
+    if current.get("lastEvaluation") and current.get("lastEvaluation") != after and "summary" in current:
+        return current
+    return None
+
+
+def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
+    operator: OperatorProcess, prometheus: PrometheusServer, namespace: str, scenario: DriftScenario
+) -> None:
+    cluster = operator.cluster
+    serving_deployment(cluster, namespace)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(monitor_manifest(prometheus.url)))
+
+    first = wait_for(lambda: evaluated_after(cluster, namespace, None), timeout=90, what="the first evaluation")
+    got = {c["type"]: c["status"] for c in first["conditions"]}
+    assert got == DRIFT_EXPECTED["conditions"], json.dumps(first["conditions"], indent=1)
+    features = {f["name"]: (f["verdict"], f["psiBand"]) for f in first["features"]}
+    assert features == DRIFT_EXPECTED["features"]
+    assert first["degradation"]["direction"] == DRIFT_EXPECTED["trend"]
+    assert first["summary"]["drifted"] == "3/6"
+    assert first["queries"] <= 12  # one per metric family and window, whatever the number of features
+    degraded = next(c for c in first["conditions"] if c["type"] == "PerformanceDegraded")
+    assert "amount" in degraded["message"].split("drifted features by effect size:")[1].split(",")[0]
+
+    # A second evaluation changes nothing, so it posts no Event: one per transition.
+    wait_for(lambda: evaluated_after(cluster, namespace, first["lastEvaluation"]), timeout=60, what="a second evaluation")
+    reasons = [e["reason"] for e in cluster.events(namespace, MONITOR)]
+    for type_ in DRIFT_EXPECTED["conditions"]:
+        assert sum(r.startswith(type_) for r in reasons) == 1, (type_, reasons)
+
+    table = cluster.kubectl("get", "mm", MONITOR, "-n", namespace).stdout.splitlines()
+    header, row = table[0].split(), table[1].split()
+    columns = dict(zip(header, row))
+    assert columns["VERSION"] == "3" and columns["READY"] == "True" and columns["DRIFTED"] == "3/6"
+    assert abs(float(columns["ACCURACY"]) - first["summary"]["accuracy"]) < 1e-6
+    assert float(columns["P99"]) == pytest.approx(first["summary"]["latencyP99"], rel=1e-6)
+
+    labels = {"namespace": namespace, "monitor": MONITOR, "model": "fraud-detector"}
+    assert operator.metric("modelpilot_feature_drifted", **labels, feature="amount") == 1.0
+    assert operator.metric("modelpilot_feature_drifted", **labels, feature="distance") == 0.0
+    amount = next(f for f in first["features"] if f["name"] == "amount")
+    assert operator.metric("modelpilot_feature_psi", **labels, feature="amount") == pytest.approx(amount["psi"])
+    assert operator.metric("modelpilot_model_accuracy", **labels) == pytest.approx(first["summary"]["accuracy"])
+    assert operator.metric("modelpilot_degradation_slope", **labels) < 0
+    assert operator.metric("modelpilot_label_drift_pvalue", **labels) < 0.05
+
+    # The one-shot CLI on the same data and time gives the same verdicts.
+    manifest = Path(prometheus.workdir) / "monitor.yaml"
+    manifest.write_text(yaml.safe_dump(monitor_manifest(prometheus.url)))
+    result = subprocess.run(
+        [sys.executable, "-m", "modelpilot.cli", "check", "-f", str(manifest), "-o", "json", "--at", first["lastEvaluation"]],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1, result.stderr  # problems found
+    report = json.loads(result.stdout)["status"]
+    cli = {c["type"]: c["status"] for c in report["conditions"]}
+    assert cli == {**DRIFT_EXPECTED["conditions"], "Healthy": "Unknown"}  # no cluster to read replicas from
+    assert {f["name"]: (f["verdict"], f["psiBand"]) for f in report["features"]} == features
+
+
+def test_prometheus_outage_is_unknown_never_a_false_verdict_and_recovers(
+    operator: OperatorProcess, prometheus: PrometheusServer, namespace: str
+) -> None:
+    cluster = operator.cluster
+    serving_deployment(cluster, namespace)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(monitor_manifest(prometheus.url, interval="10s")))
+    good = wait_for(lambda: evaluated_after(cluster, namespace, None), timeout=90, what="the first evaluation")
+    assert conditions(cluster, namespace)["DataDrift"] == ("True", "FeaturesDrifted")
+
+    prometheus.stop()
+    try:
+        seen: list[dict[str, tuple[str, str]]] = []
+
+        def outage_reported() -> bool:
+            seen.append(conditions(cluster, namespace))
+            return seen[-1]["Ready"] == ("Unknown", "QueryFailed")
+
+        wait_for(outage_reported, timeout=60, what="Ready=Unknown/QueryFailed")
+        during = status(cluster, namespace)
+        assert conditions(cluster, namespace)["DataDrift"] == ("Unknown", "QueryFailed")
+        assert all(c["DataDrift"][0] != "False" and c["PerformanceDegraded"][0] != "False" for c in seen)
+        assert during["features"] == good["features"]  # last good results kept
+        assert during["consecutiveFailures"] >= 1
+        message = next(c["message"] for c in during["conditions"] if c["type"] == "Ready")
+        assert "cannot connect to Prometheus" in message
+    finally:
+        prometheus.start()
+
+    wait_for(
+        lambda: conditions(cluster, namespace).get("Ready") == ("True", "Evaluated"), timeout=90, what="recovery"
+    )
+    assert conditions(cluster, namespace)["DataDrift"] == ("True", "FeaturesDrifted")
+    assert status(cluster, namespace)["consecutiveFailures"] == 0
+
+
+def test_missing_deployment_and_bad_query_are_reported_not_crashed(
+    operator: OperatorProcess, prometheus: PrometheusServer, namespace: str
+) -> None:
+    cluster = operator.cluster
+    manifest = monitor_manifest(prometheus.url, name=MONITOR)
+    manifest["spec"]["metrics"] = {"overrides": {"requests": "sum by (status) (rate(model_requests_total{$selector}[$window]"}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+    # An unbalanced override is refused before it reaches Prometheus.
+    ready = wait_for(lambda: conditions(cluster, namespace).get("Ready"), timeout=60, what="Ready")
+    assert ready == ("False", "InvalidSpec")
+
+    manifest["spec"]["metrics"] = {
+        "overrides": {"requests": "sum by (status) (nosuchfunction(model_requests_total{$selector}[$window]))"}
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+    wait_for(lambda: conditions(cluster, namespace).get("Ready", ("", ""))[1] == "QueryFailed", timeout=90, what="QueryFailed")
+    got = conditions(cluster, namespace)
+    assert got["ErrorRateHigh"] == ("Unknown", "QueryFailed")
+    assert got["Healthy"] == ("Unknown", "DeploymentNotFound")
+    assert got["DataDrift"] == ("True", "FeaturesDrifted")  # checks that do not need the bad query still run
+    message = next(c["message"] for c in status(cluster, namespace)["conditions"] if c["type"] == "ErrorRateHigh")
+    assert "nosuchfunction" in message
+    assert operator.running
