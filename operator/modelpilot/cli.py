@@ -85,6 +85,44 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return worst
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    import json
+
+    from modelpilot.profiling import build_profile, read_table
+
+    bounds = json.loads(args.bounds.read_text()) if args.bounds else None
+    profile = build_profile(
+        read_table(args.data),
+        bounds=bounds,
+        buckets=args.buckets,
+        prediction_column=args.prediction_column,
+        exclude=args.exclude,
+    )
+    body = profile.model_dump(mode="json", by_alias=True)
+    if args.output:
+        args.output.write_text(json.dumps(body, indent=2) + "\n")
+        print(f"wrote {args.output}: {profile.rows} rows, {len(profile.features)} features")
+    numerical = {n: f.upper_bounds for n, f in profile.features.items() if f.kind == "numerical"}
+    if args.bounds_output:
+        args.bounds_output.write_text(json.dumps(numerical, indent=2) + "\n")
+        print(f"wrote {args.bounds_output}: give these bounds to the model server's ModelMetrics(feature_buckets=...)")
+    if args.model:
+        from modelpilot.sources.mlflow import MlflowRegistry, RegistryError
+
+        if not (args.version and args.tracking_uri):
+            print("--model needs --version and --tracking-uri", file=sys.stderr)
+            return 2
+        try:
+            MlflowRegistry(args.tracking_uri).log_profile(args.model, args.version, body)
+        except RegistryError as err:
+            print(f"logging the profile to MLflow failed: {err}", file=sys.stderr)
+            return 1
+        print(f"logged the profile with {args.model} version {args.version} in {args.tracking_uri}")
+    elif not args.output:
+        print(json.dumps(body, indent=2))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from modelpilot.handlers import run_operator
 
@@ -122,6 +160,25 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--at", help="evaluation time (RFC 3339), default now")
     check.add_argument("-o", "--output", choices=("text", "json"), default="text")
     check.set_defaults(func=_cmd_check)
+
+    profile = commands.add_parser(
+        "profile",
+        help="build a reference profile from training data and store it with a model version in MLflow",
+        description="Counts every column of the training data: numerical ones in bucket bounds (the model "
+        "server's, from --bounds, else quantile buckets of the data, written with --bounds-output for the "
+        "server), the others by category. A ModelMonitor with drift.baseline.mlflowProfile compares with it.",
+    )
+    profile.add_argument("--data", type=Path, required=True, help="CSV with a header row, or Parquet (needs pyarrow)")
+    profile.add_argument("--bounds", type=Path, help="JSON: feature -> bucket upper bounds the server uses")
+    profile.add_argument("--buckets", type=int, default=10, help="quantile buckets per numerical feature without bounds")
+    profile.add_argument("--prediction-column", help="column with the model's predicted class (label-drift baseline)")
+    profile.add_argument("--exclude", action="append", default=[], help="column to leave out (repeatable)")
+    profile.add_argument("-o", "--output", type=Path, help="write the profile JSON here")
+    profile.add_argument("--bounds-output", type=Path, help="write the numerical bucket bounds (JSON) here")
+    profile.add_argument("--model", help="registered model to store the profile with")
+    profile.add_argument("--version", help="model version to store the profile with")
+    profile.add_argument("--tracking-uri", help="MLflow tracking URI")
+    profile.set_defaults(func=_cmd_profile)
 
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the API models")
     crds.add_argument("-o", "--output", type=Path, default=Path("crds"), help="directory, or - for stdout")

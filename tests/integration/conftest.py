@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.controlplane import ControlPlane
 from tests.support.kube import REPO, Cluster, OperatorProcess
+from tests.support.mlflow_server import MlflowServer
 
 CRD_NAMES = ("modelmonitors.modelpilot.dev", "retrainpolicies.modelpilot.dev", "canaryreleases.modelpilot.dev")
 
@@ -56,3 +57,10 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 def operator(crds: Cluster, workdir: Path) -> Iterator[OperatorProcess]:
     with OperatorProcess(crds, workdir) as process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real MLflow tracking server (sqlite, local artifacts) on a free loopback port."""
+    with MlflowServer(tmp_path_factory.mktemp("mlflow")) as server:
+        yield server

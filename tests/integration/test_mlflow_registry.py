@@ -23,20 +23,14 @@ RETRAIN_TAG = "modelpilot.dev/retrain-run"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    with MlflowServer(tmp_path_factory.mktemp("mlflow")) as started:
-        yield started
+def registry(mlflow_server: MlflowServer) -> MlflowRegistry:
+    return MlflowRegistry(mlflow_server.url)
 
 
 @pytest.fixture(scope="module")
-def registry(server: MlflowServer) -> MlflowRegistry:
-    return MlflowRegistry(server.url)
-
-
-@pytest.fixture(scope="module")
-def client(server: MlflowServer) -> MlflowClient:
+def client(mlflow_server: MlflowServer) -> MlflowClient:
     """A training job's view: it logs runs; the operator only reads and registers them."""
-    return MlflowClient(tracking_uri=server.url)
+    return MlflowClient(tracking_uri=mlflow_server.url)
 
 
 def log_training_run(

@@ -3,6 +3,7 @@ real API server, and `modelpilot check` on the same data."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -11,10 +12,13 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
+from modelpilot.sources.mlflow import MlflowRegistry
 from tests.support.kube import Cluster, OperatorProcess, wait_for
+from tests.support.mlflow_server import MlflowServer
 from tests.support.prometheus import PrometheusServer
-from tests.support.scenarios import DRIFT_EXPECTED, DriftScenario, drift_scenario
+from tests.support.scenarios import DRIFT_EXPECTED, FEATURE_BUCKETS, DriftScenario, drift_scenario, training_sample
 
 MONITOR = "fraud-detector"
 
@@ -200,3 +204,57 @@ def test_missing_deployment_and_bad_query_are_reported_not_crashed(
     message = next(c["message"] for c in status(cluster, namespace)["conditions"] if c["type"] == "ErrorRateHigh")
     assert "nosuchfunction" in message
     assert operator.running
+
+
+def test_reference_profile_in_mlflow_is_a_baseline(
+    prometheus: PrometheusServer, mlflow_server: MlflowServer, tmp_path: Path
+) -> None:
+    """`modelpilot profile` stores the training data's counts with the champion version;
+    `modelpilot check` with drift.baseline.mlflowProfile compares the live window with it."""
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    experiment = client.create_experiment("fraud-detector-training")
+    registry = MlflowRegistry(mlflow_server.url)
+    for _ in range(3):  # the served version is 3
+        run = client.create_run(experiment)
+        client.log_text(run.info.run_id, "model", "model/MLmodel")
+        client.set_terminated(run.info.run_id)
+        version = registry.register("fraud-detector", run.info.run_id, "model").version
+    registry.set_alias("fraud-detector", "champion", version)
+
+    training = training_sample(20000, seed=3)
+    data = tmp_path / "train.csv"
+    with data.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(training))
+        writer.writerows(zip(*training.values()))
+    bounds = tmp_path / "bounds.json"
+    bounds.write_text(json.dumps(FEATURE_BUCKETS))
+    cli = [sys.executable, "-m", "modelpilot.cli"]
+    subprocess.run(
+        [*cli, "profile", "--data", str(data), "--bounds", str(bounds), "--prediction-column", "predicted",
+         "--model", "fraud-detector", "--version", version, "--tracking-uri", mlflow_server.url],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+
+    manifest = monitor_manifest(prometheus.url)
+    manifest["spec"]["model"]["version"] = {"mlflow": {"registeredModel": "fraud-detector", "alias": "champion"}}
+    manifest["spec"]["mlflow"] = {"trackingUri": mlflow_server.url}
+    manifest["spec"]["drift"]["baseline"] = {"mlflowProfile": True}
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    result = subprocess.run([*cli, "check", "-f", str(path), "-o", "json"], capture_output=True, text=True, timeout=120)
+    report = json.loads(result.stdout)["status"]
+    assert report["summary"]["version"] == "3"
+    assert {f["name"]: (f["verdict"], f["psiBand"]) for f in report["features"]} == DRIFT_EXPECTED["features"]
+    label = next(c for c in report["conditions"] if c["type"] == "LabelDrift")
+    assert label["status"] == "True"
+
+    # Moving the alias to a version without a profile blocks drift with a reason, not a verdict.
+    run = client.create_run(experiment)
+    client.log_text(run.info.run_id, "model", "model/MLmodel")
+    registry.set_alias("fraud-detector", "champion", registry.register("fraud-detector", run.info.run_id, "model").version)
+    result = subprocess.run([*cli, "check", "-f", str(path), "-o", "json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    drift = next(c for c in json.loads(result.stdout)["status"]["conditions"] if c["type"] == "DataDrift")
+    assert (drift["status"], drift["reason"]) == ("Unknown", "NoReferenceProfile")
+    assert "modelpilot profile" in drift["message"]

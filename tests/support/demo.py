@@ -1,15 +1,18 @@
 """`make demo`: a local stack, the CRDs and examples, the operator, and what kubectl shows.
 
-Starts the control plane (or uses KUBECONFIG), applies crds/ and examples/ into the
-`modelpilot-demo` namespace, runs the operator, prints `kubectl get` and `kubectl describe`,
-then keeps everything running until interrupted (Ctrl-C), and stops all it started.
-Pass --once to stop right after printing.
+Starts the control plane (or uses KUBECONFIG) and a Prometheus holding 60 days of a fraud
+model's metrics in which three features, the predicted classes and accuracy drift from day 30;
+applies crds/ and examples/ into the `modelpilot-demo` namespace (the ModelMonitor pointed at
+that Prometheus), plays kubelet for the model's Deployment, runs the operator, and prints
+`kubectl get` and `kubectl describe` once the monitor has evaluated. Everything keeps running
+until interrupted (Ctrl-C); then all it started is stopped. Pass --once to stop after printing.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -19,7 +22,11 @@ from pathlib import Path
 from typing import Iterator
 
 from tests.support.controlplane import ControlPlane
+import yaml
+
 from tests.support.kube import REPO, Cluster, OperatorProcess, wait_for
+from tests.support.prometheus import PrometheusServer
+from tests.support.scenarios import drift_scenario
 
 NAMESPACE = "modelpilot-demo"
 
@@ -49,7 +56,33 @@ def _all_ready(cluster: Cluster) -> bool:
         ).stdout.split()
         if not listing:
             return False
-    return True
+    evaluated = cluster.kubectl(
+        "get", "mm", "fraud-detector", "-n", NAMESPACE, "-o", "jsonpath={.status.lastEvaluation}"
+    ).stdout
+    return bool(evaluated)
+
+
+def _examples_for(prometheus_url: str) -> str:
+    """examples/ as applied here: the monitor reads the demo Prometheus, whose history has a
+    15-minute step, so its short windows are widened to hold samples and its baseline is
+    the week before the drift."""
+    documents = [d for p in sorted((REPO / "examples").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+    for document in documents:
+        if document["kind"] == "ModelMonitor":
+            spec = document["spec"]
+            spec["prometheus"]["url"] = prometheus_url
+            spec["interval"] = "30s"
+            spec["performance"]["window"] = "1h"
+            spec["drift"]["baseline"] = {"offset": "35d", "window": "7d"}
+    return yaml.safe_dump_all(documents)
+
+
+def _serving_deployment(cluster: Cluster) -> None:
+    """The model's Deployment, with the status a kubelet would report (no kubelet runs here)."""
+    cluster.kubectl("create", "deployment", "fraud-detector", "--image=example/fraud-detector:3", "--replicas=2",
+                    "-n", NAMESPACE)
+    cluster.kubectl("patch", "deployment", "fraud-detector", "-n", NAMESPACE, "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}}))
 
 
 def run(once: bool) -> int:
@@ -62,14 +95,22 @@ def run(once: bool) -> int:
         print(kubectl("apply", "-f", str(REPO / "crds")).stdout, end="")
         kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=modelpilot")
 
+        step("backfilling 60 days of model metrics into a local Prometheus (drift from day 30)")
+        scenario = drift_scenario()
+        history = workdir / "history.om"
+        samples = scenario.history.write_openmetrics(history)
+        prometheus = stack.enter_context(PrometheusServer(workdir / "prometheus", backfill=[history]))
+        print(f"    {samples} samples; Prometheus at {prometheus.url}", flush=True)
+
         step("starting the operator (modelpilot run)")
         operator = stack.enter_context(OperatorProcess(cluster, workdir))
         print(f"    /metrics on {operator.metrics_url}; log: {operator.log_path}", flush=True)
 
         step(f"applying examples/ into namespace {NAMESPACE}")
         kubectl("create", "namespace", NAMESPACE, check=False)
-        print(kubectl("apply", "-n", NAMESPACE, "-f", str(REPO / "examples")).stdout, end="")
-        wait_for(lambda: _all_ready(cluster), timeout=60, what="the operator to admit every example")
+        _serving_deployment(cluster)
+        print(kubectl("apply", "-n", NAMESPACE, "-f", "-", input=_examples_for(prometheus.url)).stdout, end="")
+        wait_for(lambda: _all_ready(cluster), timeout=120, what="the operator to admit and evaluate the examples")
 
         step(f"kubectl get mm,rtp,crel -n {NAMESPACE}")
         print(kubectl("get", "mm,rtp,crel", "-n", NAMESPACE, "-o", "wide").stdout, flush=True)

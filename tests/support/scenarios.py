@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
+import numpy as np
 from scipy import stats
 
 from tests.support.history import MetricsHistory
 
-__all__ = ["DRIFT_EXPECTED", "DriftScenario", "drift_scenario", "floor_time"]
+__all__ = ["DRIFT_EXPECTED", "DriftScenario", "drift_scenario", "floor_time", "training_sample"]
 
 LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
 FEATURE_BUCKETS = {
@@ -26,6 +27,11 @@ FEATURE_BUCKETS = {
     "hour": [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22],
 }
 SHIFTS = {"amount": 1.0, "age": 0.45, "distance": 0.0}
+MERCHANT_BEFORE = {"grocery": 0.4, "travel": 0.2, "online": 0.3, "fuel": 0.1}
+MERCHANT_AFTER = {"grocery": 0.25, "travel": 0.2, "online": 0.5, "fuel": 0.05}
+COUNTRY = {"FR": 0.5, "DE": 0.3, "NL": 0.2}
+CLASSES_BEFORE = {"legit": 0.8, "fraud": 0.1, "review": 0.1}
+CLASSES_AFTER = {"legit": 0.65, "fraud": 0.2, "review": 0.15}
 
 # What a correct evaluation at the end of the scenario says.
 DRIFT_EXPECTED = {
@@ -92,20 +98,12 @@ def drift_scenario(
         else:
             before, after = stats.norm(0, 1), stats.norm(SHIFTS[feature], 1)
         history.histogram("model_feature_value", {**labels, "feature": feature}, bounds, 0.05, after_drift(before, after))
-    merchant_before = {"grocery": 0.4, "travel": 0.2, "online": 0.3, "fuel": 0.1}
-    merchant_after = {"grocery": 0.25, "travel": 0.2, "online": 0.5, "fuel": 0.05}
     history.categorical(
         "model_feature_category_total", {**labels, "feature": "merchant"}, "category", 0.05,
-        after_drift(merchant_before, merchant_after),
+        after_drift(MERCHANT_BEFORE, MERCHANT_AFTER),
     )
-    history.categorical(
-        "model_feature_category_total", {**labels, "feature": "country"}, "category", 0.05,
-        {"FR": 0.5, "DE": 0.3, "NL": 0.2},
-    )
-    history.categorical(
-        "model_predictions_total", labels, "class", 0.1,
-        after_drift({"legit": 0.8, "fraud": 0.1, "review": 0.1}, {"legit": 0.65, "fraud": 0.2, "review": 0.15}),
-    )
+    history.categorical("model_feature_category_total", {**labels, "feature": "country"}, "category", 0.05, COUNTRY)
+    history.categorical("model_predictions_total", labels, "class", 0.1, after_drift(CLASSES_BEFORE, CLASSES_AFTER))
     span = (end - drift).total_seconds()
 
     def accuracy(t: datetime) -> float:
@@ -115,3 +113,21 @@ def drift_scenario(
     history.categorical("model_requests_total", labels, "status", 2.0, {"success": 0.995, "error": 0.005})
     history.histogram("model_request_duration_seconds", labels, LATENCY_BUCKETS, 2.0, stats.lognorm(0.5, scale=0.04))
     return DriftScenario(history=history, model=model, version=version, drift_start=drift)
+
+
+def training_sample(n: int, seed: int = 0) -> dict[str, list[object]]:
+    """Rows drawn from the scenario's distributions before the drift: the model's training data."""
+    rng = np.random.default_rng(seed)
+
+    def choice(probabilities: dict[str, float]) -> list[object]:
+        return list(rng.choice(list(probabilities), size=n, p=list(probabilities.values())))
+
+    return {
+        "amount": list(rng.normal(0, 1, n)),
+        "age": list(rng.normal(0, 1, n)),
+        "distance": list(rng.normal(0, 1, n)),
+        "hour": list(rng.uniform(0, 24, n)),
+        "merchant": choice(MERCHANT_BEFORE),
+        "country": choice(COUNTRY),
+        "predicted": choice(CLASSES_BEFORE),
+    }

@@ -35,8 +35,7 @@ PsiBand = Literal["none", "moderate", "significant"]
 Correction = Literal["benjamini-hochberg", "bonferroni", "none"]
 EffectSize = Literal["psi", "js", "wasserstein", "ks"]
 
-# scipy's ks_2samp computes the exact p-value up to this size; beyond it we apply its asymptotic
-# formula ourselves to the statistic we already have, instead of letting it re-sort the samples.
+# scipy's ks_2samp computes the exact p-value up to this size per window.
 _KS_EXACT_MAX_N = 10_000
 
 
@@ -375,13 +374,16 @@ def _cdf_distances(points: np.ndarray, cum_ref: np.ndarray, cum_cur: np.ndarray)
 
 
 def _finite_sorted(values: ArrayLike) -> tuple[np.ndarray, int]:
-    data = np.array(values, dtype=np.float64).ravel()
-    finite = np.isfinite(data)
-    missing = len(data) - int(np.count_nonzero(finite))
-    if missing:
-        data = data[finite]
-    data.sort()
-    return data, missing
+    """The finite values, sorted, as float64, and the number of NaN or infinite ones."""
+    data = np.asarray(values).ravel()
+    if data.dtype.kind != "f":
+        data = data.astype(np.float64)
+    # Sorting in the input's own precision is cheaper for float32; NaN sorts last, after +inf,
+    # so the finite values are one slice of the sorted array.
+    data = np.sort(data)
+    first = int(np.searchsorted(data, -np.inf, side="right"))
+    end = int(np.searchsorted(data, np.inf, side="left"))
+    return data[first:end].astype(np.float64, copy=False), len(data) - (end - first)
 
 
 def _pooled_ecdfs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -404,7 +406,10 @@ def _ks_pvalue(x: np.ndarray, y: np.ndarray, d: float) -> float:
     n, m = len(x), len(y)
     if max(n, m) <= _KS_EXACT_MAX_N:
         return float(stats.ks_2samp(x, y).pvalue)
-    return float(np.clip(stats.kstwo.sf(d, round(n * m / (n + m))), 0.0, 1.0))
+    # The limiting Kolmogorov distribution: within about 1% of the exact p-value beyond 10,000
+    # per window (closer than scipy's kstwo at the effective size when the windows are equal),
+    # and microseconds where kstwo.sf takes up to a second in the far tail.
+    return float(stats.kstwobign.sf(math.sqrt(n * m / (n + m)) * d))
 
 
 def _category_counts(values: ArrayLike) -> tuple[np.ndarray, np.ndarray, int]:

@@ -8,7 +8,7 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["BucketCounts", "buckets_from_cumulative", "histogram_quantile"]
+__all__ = ["BucketCounts", "bucket_counts", "buckets_from_cumulative", "histogram_quantile"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,12 @@ def histogram_quantile(q: float, buckets: BucketCounts) -> float:
     if in_bucket <= 0:
         return float(bounds[index])
     return lower + (float(bounds[index]) - lower) * (rank - below) / in_bucket
+
+
+def bucket_counts(values: np.ndarray, upper_bounds: np.ndarray) -> np.ndarray:
+    """Counts per bucket as a Prometheus histogram counts them: a value lands in the first bucket
+    whose upper bound is >= the value; the last entry is the +Inf bucket. NaN is not counted."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    index = np.searchsorted(np.asarray(upper_bounds, dtype=float), values, side="left")
+    return np.bincount(index, minlength=len(upper_bounds) + 1).astype(float)

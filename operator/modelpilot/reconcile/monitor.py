@@ -28,6 +28,7 @@ from modelpilot.analysis import (
 )
 from modelpilot.analysis.histogram import buckets_from_cumulative, histogram_quantile
 from modelpilot.api import Condition, ConditionStatus, parse_duration
+from modelpilot.api.profile import NumericalProfile, ReferenceProfile
 from modelpilot.api.monitor import (
     AlertRecord,
     ClassQuality,
@@ -355,17 +356,15 @@ def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None
     return features
 
 
-def _profile_counts(profile: Mapping[str, object]) -> tuple[dict[str, _FeatureCounts], dict[str, float]]:
-    """Counts from a reference profile (see ``modelpilot profile``)."""
+def _profile_counts(profile: ReferenceProfile) -> dict[str, _FeatureCounts]:
+    """Counts from a reference profile (see ``modelpilot profile``), shaped like a window's."""
     features: dict[str, _FeatureCounts] = {}
-    for name, entry in dict(profile.get("features", {})).items():  # type: ignore[arg-type]
-        if entry["kind"] == "numerical":
-            bounds = [math.inf if b in ("+Inf", "inf") else float(b) for b in entry["upperBounds"]]
-            features[name] = _FeatureCounts("numerical", tuple(bounds), tuple(float(c) for c in entry["counts"]))
+    for name, entry in profile.features.items():
+        if isinstance(entry, NumericalProfile):
+            features[name] = _FeatureCounts("numerical", (*entry.upper_bounds, math.inf), tuple(entry.counts))
         else:
-            features[name] = _FeatureCounts("categorical", categories={k: float(v) for k, v in entry["counts"].items()})
-    predictions = {k: float(v) for k, v in dict(profile.get("predictions", {})).items()}  # type: ignore[arg-type]
-    return features, predictions
+            features[name] = _FeatureCounts("categorical", categories=dict(entry.counts))
+    return features
 
 
 def _feature_drift(spec: ModelMonitorSpec, reference: _FeatureCounts, current: _FeatureCounts) -> FeatureDrift | str:
@@ -422,7 +421,7 @@ def _data_drift(
     if failed is not None:
         return previous.features, {}, _failed_verdict(failed, previous.last_success)
     if obs.profile is not None:
-        reference, _ = _profile_counts(obs.profile)
+        reference = _profile_counts(obs.profile)
     elif spec.drift.baseline.mlflow_profile:
         return previous.features, {}, Verdict("Unknown", "NoReferenceProfile", "no reference profile")
     else:
@@ -484,7 +483,7 @@ def _label_drift(
     if failed is not None:
         return previous.label_drift, _shares(current), _failed_verdict(failed, previous.last_success)
     if obs.profile is not None:
-        reference = _profile_counts(obs.profile)[1]
+        reference = dict(obs.profile.predictions)
     else:
         reference = {s.labels.get("class", ""): s.value for s in baseline_q.samples} if baseline_q else {}
     if not current or not reference:
@@ -714,4 +713,17 @@ def _finish(
             "alerts": _alerts(previous.conditions, conditions, previous.alerts, now),
         }
     )
-    return MonitorEvaluation(status=status, events=_events(previous.conditions, conditions))
+    readable = ModelMonitorStatus.model_validate(_rounded(status.model_dump()))
+    return MonitorEvaluation(status=readable, events=_events(previous.conditions, conditions))
+
+
+def _rounded(value: object) -> object:
+    """Figures to six significant digits: what `kubectl describe` shows stays readable, and
+    no verdict depends on the digits dropped (verdicts are decided before this)."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value

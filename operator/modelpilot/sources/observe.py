@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Mapping
 
+from pydantic import ValidationError
+
 from modelpilot.api import parse_duration
 from modelpilot.api.monitor import ModelMonitorSpec
+from modelpilot.api.profile import ReferenceProfile
 
 from .kubernetes import KubernetesReader, ObjectMissing
 from .mlflow import MlflowRegistry, RegistryError
@@ -63,7 +66,7 @@ class MonitorObservations:
     baseline: Mapping[str, QueryOutcome] = field(default_factory=dict)
     quality_series: QueryOutcome | None = None
     deployment: DeploymentState | None = None
-    profile: Mapping[str, object] | None = None
+    profile: ReferenceProfile | None = None
     # Set when the evaluation could not query at all (version, profile or credentials missing).
     blocked_reason: str | None = None
     blocked_message: str | None = None
@@ -151,7 +154,7 @@ async def observe_monitor(
     version: str | None,
     at: datetime,
     deployment: DeploymentState | None = None,
-    profile: Mapping[str, object] | None = None,
+    profile: ReferenceProfile | None = None,
 ) -> MonitorObservations:
     """Run the query plan concurrently; never raises for a failing query."""
     current, baseline, series = query_plan(spec, namespace=namespace, version=version, at=at)
@@ -182,7 +185,7 @@ def _registry(tracking_uri: str) -> MlflowRegistry:
 
 async def _version_and_profile(
     spec: ModelMonitorSpec,
-) -> tuple[str | None, Mapping[str, object] | None, tuple[str, str] | None]:
+) -> tuple[str | None, ReferenceProfile | None, tuple[str, str] | None]:
     """(version, reference profile, (reason, message) when blocked), as the spec says."""
     source = spec.model.version
     version = source.fixed if source is not None else None
@@ -203,12 +206,16 @@ async def _version_and_profile(
             model = source.mlflow.registered_model if source and source.mlflow else spec.model.name
             if version is None:
                 return None, None, ("NoReferenceProfile", "a reference profile needs spec.model.version")
-            profile = await asyncio.to_thread(registry.load_profile, model, version)
-            if profile is None:
+            stored = await asyncio.to_thread(registry.load_profile, model, version)
+            if stored is None:
                 return version, None, (
                     "NoReferenceProfile",
                     f"no reference profile stored with {model} version {version}; run `modelpilot profile`",
                 )
+            try:
+                profile = ReferenceProfile.model_validate(stored)
+            except ValidationError as err:
+                return version, None, ("InvalidReferenceProfile", f"the profile of {model} version {version}: {err}")
         return version, profile, None
     except RegistryError as err:
         return version, None, ("RegistryUnavailable", f"MLflow: {err}")

@@ -3,6 +3,8 @@ alarms at its nominal rate; shifts too small to matter pass the effect gate and 
 do. Seeded, so deterministic, but each case is a real check: at alpha = 0.05, 1,000 trials put
 the alarm rate within 3%-7% unless the test is off (4,000 where trials are cheap)."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,7 @@ UPPER_BOUNDS = np.array([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, np.
 CATEGORY_SHARES = np.array([0.5, 0.25, 0.15, 0.07, 0.02, 0.007, 0.003])
 CATEGORY_NAMES = np.array(["a", "b", "c", "d", "e", "f", "g"])
 SMALL, LARGE = 200, 1_000_000
+WORKERS = 2
 
 
 def numerical_samples(rng, n):
@@ -72,14 +75,26 @@ CASES = {
 }
 
 
+def in_threads(trial, count, seed):
+    """``count`` results of ``trial(rng)``, split over two threads with their own seeded streams.
+
+    numpy releases the GIL in sorting and array arithmetic, so the million-sample trials run
+    about 1.4 times faster on two cores; the split is fixed, so the results are deterministic.
+    """
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(WORKERS)]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        batches = pool.map(lambda rng: [trial(rng) for _ in range(count // WORKERS)], streams)
+        return [result for batch in batches for result in batch]
+
+
 @pytest.fixture(scope="module", params=list(CASES))
 def null_trials(request):
     """Drift results of pairs of windows drawn from one distribution."""
     draw, n = CASES[request.param]
-    rng = np.random.default_rng(list(CASES).index(request.param))
     # Small windows are cheap, and the exact KS test at 200 per window is discrete with a true
     # size of 3.96%: more trials keep its estimate clear of the band's lower edge.
-    return [draw(rng, n) for _ in range(TRIALS if n == LARGE else 4 * TRIALS)]
+    count = TRIALS if n == LARGE else 4 * TRIALS
+    return in_threads(lambda rng: draw(rng, n), count, seed=list(CASES).index(request.param))
 
 
 def test_no_drift_alarms_at_the_nominal_rate(null_trials):
@@ -94,13 +109,12 @@ def test_effect_gate_keeps_false_alarms_at_most_nominal(null_trials):
 
 
 def flagged(shift, n, trials, seed):
-    rng = np.random.default_rng(seed)
-    return sum(
-        assess_drift(
-            {"f": drift_from_samples(rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32) + shift, kind="numerical")}
-        )["f"].drifted
-        for _ in range(trials)
-    )
+    def trial(rng):
+        reference = rng.standard_normal(n, dtype=np.float32)
+        current = rng.standard_normal(n, dtype=np.float32) + np.float32(shift)
+        return assess_drift({"f": drift_from_samples(reference, current, kind="numerical")})["f"].drifted
+
+    return sum(in_threads(trial, trials, seed))
 
 
 def test_a_shift_too_small_to_matter_is_not_flagged_at_a_million_samples():

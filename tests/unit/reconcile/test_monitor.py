@@ -145,7 +145,7 @@ def test_a_healthy_model_gets_every_condition_false_or_true_as_it_should() -> No
     assert status.summary.drifted == "0/3"
     assert status.summary.accuracy == pytest.approx(0.95)
     assert status.quality.samples == 2000
-    assert status.performance.throughput == pytest.approx(1000 / 300)
+    assert status.performance.throughput == pytest.approx(1000 / 300, rel=1e-5)
     assert status.performance.latency_mean == pytest.approx(0.06)
     assert status.consecutive_failures == 0
     assert status.next_evaluation == NOW + timedelta(minutes=5)
@@ -155,7 +155,7 @@ def test_a_healthy_model_gets_every_condition_false_or_true_as_it_should() -> No
 def test_latency_p99_matches_histogram_quantile() -> None:
     status = evaluate(observations()).status
     # 99% of 1000 = 990 falls in the (0.1, 0.25] bucket holding ranks 950..990.
-    assert status.performance.latency_p99 == pytest.approx(0.1 + 0.15 * (990 - 950) / 40)
+    assert status.performance.latency_p99 == pytest.approx(0.1 + 0.15 * (990 - 950) / 40, rel=1e-5)
 
 
 def test_strong_feature_drift_sets_datadrift_and_ranks_it_first() -> None:
