@@ -123,6 +123,36 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from modelpilot.api import RETRAIN_POLICY, load_status, now_utc
+    from modelpilot.reconcile.retrain import history_rows
+    from modelpilot.report import table
+    from modelpilot.sources.kubernetes import ObjectMissing, get_resource, patch_resource
+    from modelpilot.sources.training import APPROVE_ANNOTATION, MANUAL_ANNOTATION
+
+    plural = RETRAIN_POLICY.plural
+    try:
+        if args.action == "history":
+            status = load_status(RETRAIN_POLICY, get_resource(plural, args.namespace, args.name).get("status"))
+            header = ["TIME", "TRIGGER", "VERSION", "PRIMARY", "OUTCOME", "MESSAGE"]
+            print("\n".join(table(header, history_rows(status.history))) if status.history else "no retraining yet")
+            return 0
+        if args.action == "approve":
+            if not args.version:
+                print("approve needs the candidate version: modelpilot retrain approve NAME VERSION", file=sys.stderr)
+                return 2
+            patch_resource(plural, args.namespace, args.name, {"metadata": {"annotations": {APPROVE_ANNOTATION: args.version}}})
+            print(f"approved version {args.version} of retrainpolicy/{args.name} for deployment")
+            return 0
+        token = now_utc().isoformat()
+        patch_resource(plural, args.namespace, args.name, {"metadata": {"annotations": {MANUAL_ANNOTATION: token}}})
+        print(f"requested retraining of retrainpolicy/{args.name} ({token})")
+        return 0
+    except ObjectMissing:
+        print(f"retrainpolicy {args.namespace}/{args.name} not found", file=sys.stderr)
+        return 1
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from modelpilot.handlers import run_operator
 
@@ -179,6 +209,19 @@ def _parser() -> argparse.ArgumentParser:
     profile.add_argument("--version", help="model version to store the profile with")
     profile.add_argument("--tracking-uri", help="MLflow tracking URI")
     profile.set_defaults(func=_cmd_profile)
+
+    retrain = commands.add_parser(
+        "retrain",
+        help="request a retraining, approve a candidate, or print the history of a RetrainPolicy",
+        description="`retrain request NAME` sets the modelpilot.dev/retrain-request annotation (a manual trigger); "
+        "`retrain approve NAME VERSION` approves a gated candidate; `retrain history NAME` prints the history.",
+    )
+    retrain.add_argument("action", choices=("request", "approve", "history"))
+    retrain.add_argument("name", help="the RetrainPolicy")
+    retrain.add_argument("version", nargs="?", help="candidate version (approve)")
+    retrain.add_argument("-n", "--namespace", default="default")
+    retrain.set_defaults(func=_cmd_retrain)
+
 
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the API models")
     crds.add_argument("-o", "--output", type=Path, default=Path("crds"), help="directory, or - for stdout")

@@ -6,14 +6,14 @@ from typing import Iterable, Sequence
 
 from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus
 
-__all__ = ["monitor_report"]
+__all__ = ["monitor_report", "table"]
 
 
 def _num(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     rows = [list(header), *[list(r) for r in rows]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -28,7 +28,7 @@ def monitor_report(name: str, spec: ModelMonitorSpec, status: ModelMonitorStatus
         f" with {status.queries or 0} Prometheus queries",
         "",
         "Conditions",
-        *_table(["TYPE", "STATUS", "REASON", "MESSAGE"], ((c.type, c.status, c.reason, c.message) for c in status.conditions)),
+        *table(["TYPE", "STATUS", "REASON", "MESSAGE"], ((c.type, c.status, c.reason, c.message) for c in status.conditions)),
     ]
     perf = status.performance
     if perf is not None:
@@ -50,7 +50,7 @@ def monitor_report(name: str, spec: ModelMonitorSpec, status: ModelMonitorStatus
                 f"  accuracy {_num(quality.accuracy)}  F1 macro {_num(quality.f1_macro)}  weighted {_num(quality.f1_weighted)}"
                 f"  precision macro {_num(quality.precision_macro)}  recall macro {_num(quality.recall_macro)}"
             )
-            lines += _table(
+            lines += table(
                 ["CLASS", "PRECISION", "RECALL", "F1", "SUPPORT", "PREDICTED"],
                 (
                     (c.name, _num(c.precision), _num(c.recall), _num(c.f1), str(c.support),
@@ -66,7 +66,7 @@ def monitor_report(name: str, spec: ModelMonitorSpec, status: ModelMonitorStatus
             "",
             f"Data drift ({drifted}/{len(status.features)} features; window {spec.drift.window},"
             f" {spec.drift.correction} at alpha {spec.drift.alpha}, gate {spec.drift.effect_size} >= {spec.drift.effect_threshold})",
-            *_table(
+            *table(
                 ["FEATURE", "KIND", "VERDICT", "PSI", "BAND", "PSI|H0", "KS", "JS", "WASS", "TEST", "P", "P ADJ", "N REF", "N CUR"],
                 (
                     (f.name, f.kind, f.verdict, _num(f.psi, 3), f.psi_band or "-", _num(f.psi_expected, 2), _num(f.ks, 3),

@@ -12,6 +12,8 @@ import pytest
 from tests.support.controlplane import ControlPlane
 from tests.support.kube import REPO, Cluster, OperatorProcess
 from tests.support.mlflow_server import MlflowServer
+from tests.support.prometheus import PrometheusServer
+from tests.support.scenarios import drift_scenario
 
 CRD_NAMES = ("modelmonitors.modelpilot.dev", "retrainpolicies.modelpilot.dev", "canaryreleases.modelpilot.dev")
 
@@ -63,4 +65,14 @@ def operator(crds: Cluster, workdir: Path) -> Iterator[OperatorProcess]:
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real MLflow tracking server (sqlite, local artifacts) on a free loopback port."""
     with MlflowServer(tmp_path_factory.mktemp("mlflow")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def drift_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A real Prometheus holding tests.support.scenarios.drift_scenario: 60 days ending now."""
+    workdir = tmp_path_factory.mktemp("prometheus-drift")
+    history = workdir / "history.om"
+    drift_scenario().history.write_openmetrics(history)
+    with PrometheusServer(workdir / "server", backfill=[history]) as server:
         yield server

@@ -18,63 +18,10 @@ from modelpilot.sources.mlflow import MlflowRegistry
 from tests.support.kube import Cluster, OperatorProcess, wait_for
 from tests.support.mlflow_server import MlflowServer
 from tests.support.prometheus import PrometheusServer
-from tests.support.scenarios import DRIFT_EXPECTED, FEATURE_BUCKETS, DriftScenario, drift_scenario, training_sample
+from tests.support.manifests import drift_monitor, serving_deployment
+from tests.support.scenarios import DRIFT_EXPECTED, FEATURE_BUCKETS, training_sample
 
 MONITOR = "fraud-detector"
-
-
-@pytest.fixture(scope="module")
-def scenario() -> DriftScenario:
-    return drift_scenario()
-
-
-@pytest.fixture(scope="module")
-def prometheus(scenario: DriftScenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    workdir = tmp_path_factory.mktemp("prometheus-monitor")
-    history = workdir / "history.om"
-    scenario.history.write_openmetrics(history)
-    with PrometheusServer(workdir / "server", backfill=[history]) as server:
-        yield server
-
-
-def monitor_manifest(url: str, name: str = MONITOR, interval: str = "20s") -> dict[str, Any]:
-    return {
-        "apiVersion": "modelpilot.dev/v1alpha1",
-        "kind": "ModelMonitor",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"name": "fraud-detector", "version": {"fixed": "3"}},
-            "deployment": {"name": "fraud-detector"},
-            "prometheus": {"url": url, "timeout": "5s"},
-            "interval": interval,
-            "performance": {"window": "1h", "latencyP99": 0.5, "errorRate": 0.01},
-            "quality": {"window": "1d", "minSamples": 200, "accuracy": 0.9},
-            "drift": {"window": "1d", "baseline": {"offset": "35d", "window": "7d"}},
-            "degradation": {"horizon": "30d", "step": "1d"},
-        },
-    }
-
-
-def serving_deployment(cluster: Cluster, namespace: str) -> None:
-    """The model's Deployment, with the status a kubelet and controller would have written."""
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "fraud-detector"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "fraud-detector"}},
-            "template": {
-                "metadata": {"labels": {"app": "fraud-detector"}},
-                "spec": {"containers": [{"name": "server", "image": "example/fraud-detector:3"}]},
-            },
-        },
-    }
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(deployment))
-    cluster.kubectl(
-        "patch", "deployment", "fraud-detector", "-n", namespace, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2}}),
-    )
 
 
 def status(cluster: Cluster, namespace: str) -> dict[str, Any]:
@@ -93,11 +40,11 @@ def evaluated_after(cluster: Cluster, namespace: str, after: str | None) -> dict
 
 
 def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
-    operator: OperatorProcess, prometheus: PrometheusServer, namespace: str, scenario: DriftScenario
+    operator: OperatorProcess, drift_prometheus: PrometheusServer, namespace: str
 ) -> None:
     cluster = operator.cluster
     serving_deployment(cluster, namespace)
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(monitor_manifest(prometheus.url)))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(drift_monitor(drift_prometheus.url)))
 
     first = wait_for(lambda: evaluated_after(cluster, namespace, None), timeout=90, what="the first evaluation")
     got = {c["type"]: c["status"] for c in first["conditions"]}
@@ -133,8 +80,8 @@ def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
     assert operator.metric("modelpilot_label_drift_pvalue", **labels) < 0.05
 
     # The one-shot CLI on the same data and time gives the same verdicts.
-    manifest = Path(prometheus.workdir) / "monitor.yaml"
-    manifest.write_text(yaml.safe_dump(monitor_manifest(prometheus.url)))
+    manifest = Path(drift_prometheus.workdir) / "monitor.yaml"
+    manifest.write_text(yaml.safe_dump(drift_monitor(drift_prometheus.url)))
     result = subprocess.run(
         [sys.executable, "-m", "modelpilot.cli", "check", "-f", str(manifest), "-o", "json", "--at", first["lastEvaluation"]],
         capture_output=True, text=True, timeout=120,
@@ -147,15 +94,15 @@ def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
 
 
 def test_prometheus_outage_is_unknown_never_a_false_verdict_and_recovers(
-    operator: OperatorProcess, prometheus: PrometheusServer, namespace: str
+    operator: OperatorProcess, drift_prometheus: PrometheusServer, namespace: str
 ) -> None:
     cluster = operator.cluster
     serving_deployment(cluster, namespace)
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(monitor_manifest(prometheus.url, interval="10s")))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(drift_monitor(drift_prometheus.url, interval="10s")))
     good = wait_for(lambda: evaluated_after(cluster, namespace, None), timeout=90, what="the first evaluation")
     assert conditions(cluster, namespace)["DataDrift"] == ("True", "FeaturesDrifted")
 
-    prometheus.stop()
+    drift_prometheus.stop()
     try:
         seen: list[dict[str, tuple[str, str]]] = []
 
@@ -172,7 +119,7 @@ def test_prometheus_outage_is_unknown_never_a_false_verdict_and_recovers(
         message = next(c["message"] for c in during["conditions"] if c["type"] == "Ready")
         assert "cannot connect to Prometheus" in message
     finally:
-        prometheus.start()
+        drift_prometheus.start()
 
     wait_for(
         lambda: conditions(cluster, namespace).get("Ready") == ("True", "Evaluated"), timeout=90, what="recovery"
@@ -182,10 +129,10 @@ def test_prometheus_outage_is_unknown_never_a_false_verdict_and_recovers(
 
 
 def test_missing_deployment_and_bad_query_are_reported_not_crashed(
-    operator: OperatorProcess, prometheus: PrometheusServer, namespace: str
+    operator: OperatorProcess, drift_prometheus: PrometheusServer, namespace: str
 ) -> None:
     cluster = operator.cluster
-    manifest = monitor_manifest(prometheus.url, name=MONITOR)
+    manifest = drift_monitor(drift_prometheus.url, name=MONITOR)
     manifest["spec"]["metrics"] = {"overrides": {"requests": "sum by (status) (rate(model_requests_total{$selector}[$window]"}}
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
     # An unbalanced override is refused before it reaches Prometheus.
@@ -207,7 +154,7 @@ def test_missing_deployment_and_bad_query_are_reported_not_crashed(
 
 
 def test_reference_profile_in_mlflow_is_a_baseline(
-    prometheus: PrometheusServer, mlflow_server: MlflowServer, tmp_path: Path
+    drift_prometheus: PrometheusServer, mlflow_server: MlflowServer, tmp_path: Path
 ) -> None:
     """`modelpilot profile` stores the training data's counts with the champion version;
     `modelpilot check` with drift.baseline.mlflowProfile compares the live window with it."""
@@ -236,7 +183,7 @@ def test_reference_profile_in_mlflow_is_a_baseline(
         check=True, capture_output=True, text=True, timeout=120,
     )
 
-    manifest = monitor_manifest(prometheus.url)
+    manifest = drift_monitor(drift_prometheus.url)
     manifest["spec"]["model"]["version"] = {"mlflow": {"registeredModel": "fraud-detector", "alias": "champion"}}
     manifest["spec"]["mlflow"] = {"trackingUri": mlflow_server.url}
     manifest["spec"]["drift"]["baseline"] = {"mlflowProfile": True}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -25,6 +24,7 @@ from tests.support.controlplane import ControlPlane
 import yaml
 
 from tests.support.kube import REPO, Cluster, OperatorProcess, wait_for
+from tests.support.manifests import serving_deployment
 from tests.support.prometheus import PrometheusServer
 from tests.support.scenarios import drift_scenario
 
@@ -77,14 +77,6 @@ def _examples_for(prometheus_url: str) -> str:
     return yaml.safe_dump_all(documents)
 
 
-def _serving_deployment(cluster: Cluster) -> None:
-    """The model's Deployment, with the status a kubelet would report (no kubelet runs here)."""
-    cluster.kubectl("create", "deployment", "fraud-detector", "--image=example/fraud-detector:3", "--replicas=2",
-                    "-n", NAMESPACE)
-    cluster.kubectl("patch", "deployment", "fraud-detector", "-n", NAMESPACE, "--subresource=status", "--type=merge",
-                    "-p", json.dumps({"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2}}))
-
-
 def run(once: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="modelpilot-demo-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
@@ -108,7 +100,7 @@ def run(once: bool) -> int:
 
         step(f"applying examples/ into namespace {NAMESPACE}")
         kubectl("create", "namespace", NAMESPACE, check=False)
-        _serving_deployment(cluster)
+        serving_deployment(cluster, NAMESPACE)
         print(kubectl("apply", "-n", NAMESPACE, "-f", "-", input=_examples_for(prometheus.url)).stdout, end="")
         wait_for(lambda: _all_ready(cluster), timeout=120, what="the operator to admit and evaluate the examples")
 

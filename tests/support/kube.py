@@ -80,6 +80,11 @@ class OperatorProcess:
         return self._process is not None and self._process.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        """The operator's process id while it runs (benchmarks read its memory from /proc)."""
+        return self._process.pid if self.running else None
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 

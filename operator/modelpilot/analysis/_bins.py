@@ -54,8 +54,8 @@ def merge_labels(pooled: np.ndarray, threshold: float, *, ordered: bool) -> np.n
     Only the pooled counts decide, and the chi-square conditions on them anyway, so the merge
     does not inflate the test's size.
     """
-    labels = np.zeros(len(pooled), dtype=np.intp)
     if ordered:
+        labels = np.zeros(len(pooled), dtype=np.intp)
         group, filled = 0, 0.0
         for i, count in enumerate(pooled):
             labels[i] = group
@@ -67,8 +67,7 @@ def merge_labels(pooled: np.ndarray, threshold: float, *, ordered: bool) -> np.n
     else:
         labels = np.arange(len(pooled))
         other = 0.0
-        # The most common category never moves, so "other" always has a partner.
-        for i in np.argsort(pooled, kind="stable")[:-1]:
+        for i in np.argsort(pooled, kind="stable"):
             if pooled[i] >= threshold and not 0 < other < threshold:
                 break
             labels[i] = -1

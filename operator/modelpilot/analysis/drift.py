@@ -16,6 +16,7 @@ from modelpilot.analysis._bins import BinComparison, compare_bins, counts_vector
 
 __all__ = [
     "Correction",
+    "DriftVerdict",
     "EffectSize",
     "FeatureDrift",
     "FeatureVerdict",
@@ -34,6 +35,7 @@ Outcome = Literal["Ok", "InsufficientData", "NoVariation"]
 PsiBand = Literal["none", "moderate", "significant"]
 Correction = Literal["benjamini-hochberg", "bonferroni", "none"]
 EffectSize = Literal["psi", "js", "wasserstein", "ks"]
+DriftVerdict = Literal["Drift", "NoDrift", "InsufficientData"]
 
 # scipy's ks_2samp computes the exact p-value up to this size per window.
 _KS_EXACT_MAX_N = 10_000
@@ -150,7 +152,8 @@ def drift_from_counts(
     if np.count_nonzero(ref + cur) == 1:
         return _no_variation("numerical", sizes)
     points = _bucket_points(bounds)
-    ks, distance = _cdf_distances(points, np.cumsum(ref), np.cumsum(cur))
+    gap = np.abs(np.cumsum(ref) / sizes.n_reference - np.cumsum(cur) / sizes.n_current)
+    ks, distance = _cdf_distances(points, gap)
     binned = compare_bins(ref, cur, ordered=True, min_expected=min_expected, smoothing=smoothing)
     return _tested(
         "numerical",
@@ -175,14 +178,14 @@ def drift_from_samples(
     smoothing: float = 0.5,
     bands: tuple[float, float] = (0.1, 0.25),
 ) -> FeatureDrift:
-    """Drift from raw samples of two windows (exact tests).
+    """Drift from raw samples of two windows.
 
     Numerical: NaN and infinite values are dropped and counted as missing. The verdict comes
-    from the two-sample KS test (scipy's exact p-value up to 10,000 per window, Smirnov's
-    asymptotic beyond). When the pooled windows hold no more than ``bins`` distinct values the
-    data are discrete; KS is then far too conservative (about 0.7% alarms at a nominal 5% for
-    a binary feature), so the chi-square on the values, merged as in ``drift_from_counts``,
-    decides instead. PSI and JS use ``bins`` reference-quantile bins (inverted-CDF quantiles, so
+    from the two-sample KS test: scipy's exact p-value up to 10,000 per window, the limiting
+    Kolmogorov distribution beyond that or when values tie (ties make KS conservative, never
+    liberal). When the pooled windows hold no more than ``bins`` distinct values the data are
+    discrete and KS far too conservative (about 0.7% alarms at a nominal 5% for a binary
+    feature), so the chi-square on the values, merged as in ``drift_from_counts``, decides. PSI and JS use ``bins`` reference-quantile bins (inverted-CDF quantiles, so
     every edge is an observed value and tied quantiles collapse into one edge), or the distinct
     values for discrete data. Wasserstein is divided by the reference's standard deviation, or
     by the pooled one when the reference is constant.
@@ -211,33 +214,29 @@ def drift_from_samples(
     sizes = _Sizes(len(x), len(y), x_missing, y_missing)
     if settings.too_few(sizes):
         return _insufficient("numerical", sizes)
-    values, cum_x, cum_y = _pooled_ecdfs(x, y)
+    values, gap = _ecdf_gap(x, y)
     if len(values) == 1:
         return _no_variation("numerical", sizes)
-    ks, distance = _cdf_distances(values, cum_x, cum_y)
+    ks, distance = _cdf_distances(values, gap)
     spread = float(np.std(x)) or float(np.std(np.concatenate([x, y])))
 
     discrete = len(values) <= bins
     if discrete:
-        ref, cur = np.diff(cum_x, prepend=0), np.diff(cum_y, prepend=0)
+        edges = values[:-1]
     else:
-        n = len(x)
-        ranks = -(-np.arange(1, bins) * n // bins)  # ceil(k n / bins), in exact integers
+        ranks = -(-np.arange(1, bins) * len(x) // bins)  # ceil(k n / bins), in exact integers
         edges = np.unique(x[ranks - 1])
-        ref = np.diff(np.searchsorted(x, edges, side="right"), prepend=0, append=len(x))
-        cur = np.diff(np.searchsorted(y, edges, side="right"), prepend=0, append=len(y))
+    ref, cur = (np.diff(np.searchsorted(s, edges, side="right"), prepend=0, append=len(s)) for s in (x, y))
     binned = compare_bins(
         ref.astype(np.float64), cur.astype(np.float64), ordered=True, min_expected=min_expected, smoothing=smoothing
     )
+    test: Literal["ks", "chi2"]
+    if discrete:
+        test, pvalue = "chi2", binned.chi2_pvalue
+    else:
+        test, pvalue = "ks", _ks_pvalue(x, y, ks, tied=len(values) < len(x) + len(y))
     return _tested(
-        "numerical",
-        sizes,
-        binned,
-        settings,
-        test="chi2" if discrete else "ks",
-        pvalue=binned.chi2_pvalue if discrete else _ks_pvalue(x, y, ks),
-        ks=ks,
-        wasserstein=distance / spread,
+        "numerical", sizes, binned, settings, test=test, pvalue=pvalue, ks=ks, wasserstein=distance / spread
     )
 
 
@@ -347,7 +346,8 @@ def _bucket_points(bounds: np.ndarray) -> np.ndarray:
     widths = np.diff(finite) if len(finite) > 1 else np.ones(1)
     lower = np.concatenate([[finite[0] - widths[0]], finite])
     upper = np.concatenate([finite, [finite[-1] + widths[-1]]])
-    return (lower + upper) / 2
+    midpoints: np.ndarray = (lower + upper) / 2
+    return midpoints
 
 
 def _spread(points: np.ndarray, ref: np.ndarray, cur: np.ndarray) -> float:
@@ -360,16 +360,12 @@ def _spread(points: np.ndarray, ref: np.ndarray, cur: np.ndarray) -> float:
     raise AssertionError("callers rule out a single occupied bucket")
 
 
-def _cdf_distances(points: np.ndarray, cum_ref: np.ndarray, cum_cur: np.ndarray) -> tuple[float, float]:
+def _cdf_distances(points: np.ndarray, gap: np.ndarray) -> tuple[float, float]:
     """KS D and the (unnormalised) Wasserstein-1 distance of two step CDFs.
 
-    ``cum_*`` are cumulative counts at ``points`` (ascending, distinct); both CDFs are constant
-    between points, so the Wasserstein integral is a sum of rectangles.
+    ``gap`` is the absolute difference of the CDFs at ``points`` (ascending, distinct); both
+    CDFs are constant between points, so the Wasserstein integral is a sum of rectangles.
     """
-    # In place: at a million samples per window these arrays are the cost.
-    gap = cum_ref / cum_ref[-1]
-    gap -= cum_cur / cum_cur[-1]
-    np.abs(gap, out=gap)
     return float(gap.max()), float(gap[:-1] @ np.diff(points))
 
 
@@ -386,25 +382,31 @@ def _finite_sorted(values: ArrayLike) -> tuple[np.ndarray, int]:
     return data[first:end].astype(np.float64, copy=False), len(data) - (end - first)
 
 
-def _pooled_ecdfs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct pooled values of two sorted samples and each sample's count at or below them."""
+def _ecdf_gap(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct pooled values of two sorted samples and |F_x - F_y| at each of them."""
     pooled = np.concatenate([x, y])
     # Two presorted runs: the stable sort (timsort) merges them in linear time.
     order = np.argsort(pooled, kind="stable")
     merged = pooled[order]
-    cum_x = np.cumsum(order < len(x))
+    # Walking the merged values, each x lifts F_x - F_y by 1/n and each y lowers it by 1/m;
+    # in place, because at a million samples per window these passes are the cost.
+    gap = (order < len(x)) * (1 / len(x) + 1 / len(y))
+    gap -= 1 / len(y)
+    np.cumsum(gap, out=gap)
+    np.abs(gap, out=gap)
     last_of_value = np.empty(len(merged), dtype=bool)
     np.not_equal(merged[1:], merged[:-1], out=last_of_value[:-1])
     last_of_value[-1] = True
-    seen = np.arange(1, len(merged) + 1)
-    if not last_of_value.all():
-        merged, cum_x, seen = merged[last_of_value], cum_x[last_of_value], seen[last_of_value]
-    return merged, cum_x, seen - cum_x
+    if last_of_value.all():
+        return merged, gap
+    return merged[last_of_value], gap[last_of_value]
 
 
-def _ks_pvalue(x: np.ndarray, y: np.ndarray, d: float) -> float:
+def _ks_pvalue(x: np.ndarray, y: np.ndarray, d: float, *, tied: bool) -> float:
     n, m = len(x), len(y)
-    if max(n, m) <= _KS_EXACT_MAX_N:
+    # scipy's exact p-value assumes continuous data, so with ties it is no more exact than the
+    # asymptotic one, and for nearly equal tied windows it fails (p rounding above 1) and warns.
+    if max(n, m) <= _KS_EXACT_MAX_N and not tied:
         return float(stats.ks_2samp(x, y).pvalue)
     # The limiting Kolmogorov distribution: within about 1% of the exact p-value beyond 10,000
     # per window (closer than scipy's kstwo at the effective size when the windows are equal),
@@ -422,9 +424,10 @@ def _category_counts(values: ArrayLike) -> tuple[np.ndarray, np.ndarray, int]:
         missing = (data == None) | (data != data)  # noqa: E711
     else:
         missing = np.zeros(len(data), dtype=bool)
-    kept = data[~missing]
+    n_missing = int(np.count_nonzero(missing))
+    kept = data[~missing] if n_missing else data
     names, counts = np.unique(kept.astype(str) if kept.dtype.kind == "O" else kept, return_counts=True)
-    return names.astype(str), counts.astype(np.float64), int(np.count_nonzero(missing))
+    return names.astype(str), counts.astype(np.float64), n_missing
 
 
 def correct_pvalues(pvalues: ArrayLike, method: Correction = "benjamini-hochberg") -> np.ndarray:
@@ -462,7 +465,7 @@ class FeatureVerdict:
     of ``effect_metric`` that met or missed ``effect_threshold``.
     """
 
-    verdict: Literal["Drift", "NoDrift", "InsufficientData"]
+    verdict: DriftVerdict
     drifted: bool | None
     pvalue: float
     corrected_pvalue: float
@@ -497,10 +500,13 @@ def assess_drift(
     verdicts = {}
     for name, adjusted in zip(names, corrected):
         drift = features[name]
-        metric, threshold = effect_size, effect_threshold
+        metric: EffectSize = effect_size
+        threshold = effect_threshold
         if getattr(drift, metric) is None:
             metric, threshold = "psi", categorical_threshold
         effect = float(getattr(drift, metric))
+        verdict: DriftVerdict
+        drifted: bool | None
         if drift.outcome == "InsufficientData":
             verdict, drifted = "InsufficientData", None
             reason = f"insufficient data: {drift.n_reference} reference and {drift.n_current} current samples"

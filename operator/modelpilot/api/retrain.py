@@ -21,6 +21,7 @@ __all__ = [
     "RetrainPolicyStatus",
     "RetrainRecord",
     "RunStatus",
+    "TriggerState",
     "ScheduleTrigger",
     "TrainingSpec",
     "TriggerRecord",
@@ -64,7 +65,10 @@ class ScheduleTrigger(ApiModel):
 
 
 class ManualTrigger(ApiModel):
-    request: str | None = Field(default=None, description="Change this value to request one retraining.")
+    request: str | None = Field(
+        default=None,
+        description="Change this value to request one retraining (so does the annotation modelpilot.dev/retrain-request).",
+    )
 
 
 class TriggersSpec(ApiModel):
@@ -106,8 +110,11 @@ class GateSpec(ApiModel):
 
 
 class DeploymentSpec(ApiModel):
-    auto: bool = False
-    approve: bool = Field(default=False, description="Approve deploying a gated candidate.")
+    auto: bool = Field(default=False, description="Hand a candidate that passes the gate to a canary at once.")
+    approve_version: str | None = Field(
+        default=None,
+        description="Approve deploying this candidate version (or annotate modelpilot.dev/approve-version).",
+    )
     canary_template: dict[str, Any] = Field(
         default_factory=dict, description="CanaryRelease spec fields for the hand-off."
     )
@@ -152,11 +159,13 @@ class TriggerRecord(ApiModel):
 
 
 class RunStatus(ApiModel):
-    job: str | None = None
-    mlflow_run_id: str | None = None
-    started: datetime | None = None
+    number: int = Field(ge=1, description="The policy's run counter; Jobs are named <policy>-<number>-<attempt>.")
+    job: str
+    trigger: TriggerType
+    reason: str
+    started: datetime
     attempt: int = 1
-    trigger: TriggerType | None = None
+    mlflow_run_id: str | None = None
 
 
 class MetricComparison(ApiModel):
@@ -176,14 +185,31 @@ class RetrainRecord(ApiModel):
     message: str = ""
 
 
+RetrainPhase = Literal["Idle", "Training", "Registering", "AwaitingApproval", "Deploying"]
+
+
+class TriggerState(ApiModel):
+    """Edge detection of the monitor-driven triggers: each fires once per excursion."""
+
+    last_monitor_evaluation: datetime | None = None
+    performance_streak: int = 0
+    performance_armed: bool = True
+    drift_armed: bool = True
+
+
 class RetrainPolicyStatus(ApiModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    phase: RetrainPhase = "Idle"
     last_trigger: TriggerRecord | None = None
     last_result: str | None = None
     current_run: RunStatus | None = None
+    runs: int = Field(default=0, ge=0, description="Training runs started so far; names the next Job.")
+    last_finished: datetime | None = Field(default=None, description="When the last run ended (cooldown).")
     next_scheduled: datetime | None = None
+    triggers: TriggerState = Field(default_factory=TriggerState)
     candidate_version: str | None = None
+    champion_version: str | None = None
     comparison: list[MetricComparison] = Field(default_factory=list)
     canary: str | None = None
     handled_manual_request: str | None = None

@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from modelpilot.api import GROUP, MODEL_MONITOR, VERSION, SpecError, load_spec, load_status, now_utc
+from modelpilot.reconcile import merge_patch
 from modelpilot.reconcile.monitor import evaluate_monitor, is_due
 from modelpilot.sources.kubernetes import KubernetesReader
 from modelpilot.sources.observe import gather_monitor_observations
@@ -35,7 +36,7 @@ async def evaluate_when_due(body: kopf.Body, spec: kopf.Spec, status: kopf.Statu
     observations = await gather_monitor_observations(monitor, namespace=namespace, at=now, kube=KUBE)
     # The statistics are CPU work: keep them off the event loop that serves every other resource.
     result = await asyncio.to_thread(evaluate_monitor, monitor, observations, previous, generation=generation, now=now)
-    patch.status.update(result.status.model_dump(mode="json", by_alias=True))
+    patch.status.update(merge_patch(dict(status), result.status.model_dump(mode="json", by_alias=True, exclude_none=True)))
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     MONITORS.update(namespace, name, monitor.model.name, result.status)

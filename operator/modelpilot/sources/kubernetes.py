@@ -14,7 +14,9 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-__all__ = ["KubernetesReader", "ObjectMissing", "api_client"]
+from modelpilot.api import GROUP, VERSION
+
+__all__ = ["KubernetesReader", "ObjectMissing", "api_client", "get_resource", "patch_resource"]
 
 
 class ObjectMissing(Exception):
@@ -66,3 +68,19 @@ def _missing_as_error(function: Any, name: str, namespace: str) -> Any:
         if err.status == 404:
             raise ObjectMissing(f"{namespace}/{name} not found") from None
         raise
+
+
+def get_resource(plural: str, namespace: str, name: str) -> dict[str, Any]:
+    """One of modelpilot's own resources as a body; raises ObjectMissing."""
+    custom = kubernetes.client.CustomObjectsApi(api_client())
+    return _missing_as_error(
+        lambda n, ns, **kw: custom.get_namespaced_custom_object(GROUP, VERSION, ns, plural, n, **kw), name, namespace
+    )
+
+
+def patch_resource(plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch of one of modelpilot's own resources (a CLI acting for the user)."""
+    custom = kubernetes.client.CustomObjectsApi(api_client())
+    return _missing_as_error(
+        lambda n, ns, **kw: custom.patch_namespaced_custom_object(GROUP, VERSION, ns, plural, n, body, **kw), name, namespace
+    )

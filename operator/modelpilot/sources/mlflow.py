@@ -274,6 +274,14 @@ class MlflowRegistry:
             )
         return ModelVersionInfo.from_mlflow(created)
 
+    def find_version_by_run(self, model: str, run_id: str) -> ModelVersionInfo | None:
+        """The version of `model` registered from run `run_id`, if any: lets registration be
+        repeated safely after a restart (look first, register only when nothing is found)."""
+        with _asking(f"find the version of model {model!r} registered from run {run_id}"):
+            found = self._client.search_model_versions(f"name='{_quoted(model)}' and run_id='{_quoted(run_id)}'")
+        versions = sorted(found, key=lambda v: int(v.version))
+        return ModelVersionInfo.from_mlflow(versions[0]) if versions else None
+
     # -- runs ------------------------------------------------------------------------------
 
     def find_runs_by_tag(

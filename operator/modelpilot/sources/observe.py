@@ -15,6 +15,7 @@ from typing import Mapping
 from pydantic import ValidationError
 
 from modelpilot.api import parse_duration
+from modelpilot.api.common import PrometheusEndpoint
 from modelpilot.api.monitor import ModelMonitorSpec
 from modelpilot.api.profile import ReferenceProfile
 
@@ -28,8 +29,11 @@ __all__ = [
     "MonitorObservations",
     "QueryOutcome",
     "gather_monitor_observations",
+    "instant_outcome",
     "observe_monitor",
+    "prometheus_client",
     "query_plan",
+    "registry_for",
 ]
 
 
@@ -131,7 +135,8 @@ def query_plan(
     return current, baseline, series
 
 
-async def _instant(client: PrometheusClient, query: PlannedQuery) -> QueryOutcome:
+async def instant_outcome(client: PrometheusClient, query: PlannedQuery) -> QueryOutcome:
+    """The answer of one instant query, or the failure; never raises."""
     try:
         return QueryOutcome(query.promql, samples=tuple(await client.instant(query.promql, query.at)))
     except QueryFailed as err:
@@ -161,8 +166,8 @@ async def observe_monitor(
     horizon = parse_duration(spec.degradation.horizon)
     step = parse_duration(spec.degradation.step)
     answers = await asyncio.gather(
-        *(_instant(client, q) for q in current),
-        *(_instant(client, q) for q in baseline),
+        *(instant_outcome(client, q) for q in current),
+        *(instant_outcome(client, q) for q in baseline),
         *([_range(client, series, horizon, step)] if series else []),
     )
     current_answers = dict(zip((q.name for q in current), answers[: len(current)]))
@@ -179,7 +184,8 @@ async def observe_monitor(
 
 
 @functools.lru_cache(maxsize=64)
-def _registry(tracking_uri: str) -> MlflowRegistry:
+def registry_for(tracking_uri: str) -> MlflowRegistry:
+    """One registry client per tracking URI, shared by every resource that names it."""
     return MlflowRegistry(tracking_uri)
 
 
@@ -191,7 +197,7 @@ async def _version_and_profile(
     version = source.fixed if source is not None else None
     if spec.mlflow is None:
         return version, None, None
-    registry = _registry(spec.mlflow.tracking_uri)
+    registry = registry_for(spec.mlflow.tracking_uri)
     try:
         if source is not None and source.mlflow is not None:
             found = await asyncio.to_thread(registry.resolve_alias, source.mlflow.registered_model, source.mlflow.alias)
@@ -236,8 +242,8 @@ async def _deployment_state(spec: ModelMonitorSpec, namespace: str, kube: Kubern
         return DeploymentState(name=name, error=f"reading Deployment {where}/{name}: {err}", reason="APIError")
 
 
-async def _prometheus(spec: ModelMonitorSpec, namespace: str, kube: KubernetesReader | None) -> PrometheusClient:
-    endpoint = spec.prometheus
+async def prometheus_client(endpoint: PrometheusEndpoint, namespace: str, kube: KubernetesReader | None) -> PrometheusClient:
+    """A client for ``endpoint``, with credentials from its Secrets; raises QueryFailed without them."""
     token = basic = None
     if endpoint.bearer_token_secret is not None or endpoint.basic_auth_secret is not None:
         if kube is None:
@@ -263,7 +269,7 @@ async def gather_monitor_observations(
     )
     if blocked is None:
         try:
-            client = await _prometheus(spec, namespace, kube)
+            client = await prometheus_client(spec.prometheus, namespace, kube)
         except QueryFailed as err:
             blocked = (err.reason, err.message)
     if blocked is not None:

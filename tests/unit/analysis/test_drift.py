@@ -1,6 +1,7 @@
 """Drift statistics against independent computations on raw samples, and their edge cases."""
 
 import math
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -50,16 +51,39 @@ def expand(counts):
 # --- raw numerical samples ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("n_ref", "n_cur"), [(300, 450), (12_000, 15_000)])
-def test_ks_statistic_and_pvalue_match_scipy(n_ref, n_cur):
-    """The exact regime and, above 10,000 per window, the asymptotic one."""
+def test_ks_statistic_and_exact_pvalue_match_scipy():
     rng = np.random.default_rng(1)
-    reference, current = rng.normal(size=n_ref), rng.normal(0.05, 1.1, size=n_cur)
+    reference, current = rng.normal(size=300), rng.normal(0.05, 1.1, size=450)
     drift = drift_from_samples(reference, current, kind="numerical")
-    expected = stats.ks_2samp(reference, current)
+    expected = stats.ks_2samp(reference, current, method="exact")
     assert drift.test == "ks"
     assert drift.ks == pytest.approx(expected.statistic, abs=1e-12)
     assert drift.pvalue == pytest.approx(expected.pvalue, rel=1e-9)
+
+
+@pytest.mark.parametrize(("n_ref", "n_cur", "accuracy"), [(12_000, 15_000, 0.02), (20_000, 20_000, 0.001)])
+def test_large_window_pvalue_is_close_to_the_exact_one(n_ref, n_cur, accuracy):
+    """Beyond 10,000 per window the limiting distribution stands in for the exact p-value."""
+    rng = np.random.default_rng(n_ref)
+    reference, current = rng.normal(size=n_ref), rng.normal(0.03, size=n_cur)
+    drift = drift_from_samples(reference, current, kind="numerical")
+    exact = stats.ks_2samp(reference, current, method="exact")
+    assert drift.ks == pytest.approx(exact.statistic, abs=1e-12)
+    assert drift.pvalue == pytest.approx(exact.pvalue, rel=accuracy)
+    assert 1e-4 < exact.pvalue < 0.5
+
+
+def test_tied_values_get_the_asymptotic_pvalue_without_warnings():
+    """The exact p-value assumes continuous data; with ties none is exact, and scipy's fails
+    (and warns) when tied windows are nearly equal."""
+    rng = np.random.default_rng(12)
+    reference, current = rng.poisson(30, size=5000), rng.poisson(30, size=5000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drift = drift_from_samples(reference, current, kind="numerical")
+    d = stats.ks_2samp(reference, current).statistic
+    assert drift.test == "ks" and drift.ks == pytest.approx(d)
+    assert drift.pvalue == pytest.approx(stats.kstwobign.sf(math.sqrt(2500) * d))
 
 
 def test_wasserstein_is_scipy_divided_by_reference_std():
@@ -222,15 +246,18 @@ def test_bucket_wasserstein_uses_midpoints_and_neighbour_widths_for_open_buckets
 
 
 def test_fractional_counts_are_rounded():
-    rounded = drift_from_counts([10, 50, 80, 40, 20], [5, 30, 70, 61, 50], kind="numerical", upper_bounds=[1, 2, 4, 8, math.inf])
+    bounds = [1, 2, 4, 8, math.inf]
+    rounded = drift_from_counts([10, 50, 80, 40, 20], [5, 30, 70, 61, 50], kind="numerical", upper_bounds=bounds)
     extrapolated = drift_from_counts(
-        [10.2, 49.6, 80.4, 40.0, 19.9], [5.3, 29.5, 70.1, 60.7, 50.0], kind="numerical", upper_bounds=[1, 2, 4, 8, math.inf]
+        [10.2, 49.6, 80.4, 40.0, 19.9], [5.3, 29.5, 70.1, 60.7, 50.0], kind="numerical", upper_bounds=bounds
     )
     assert extrapolated == rounded
 
 
 def test_empty_buckets_change_nothing_but_the_bin_layout():
-    with_gap = drift_from_counts([30, 0, 50, 40, 0], [20, 0, 60, 45, 0], kind="numerical", upper_bounds=[1, 2, 3, 4, math.inf])
+    with_gap = drift_from_counts(
+        [30, 0, 50, 40, 0], [20, 0, 60, 45, 0], kind="numerical", upper_bounds=[1, 2, 3, 4, math.inf]
+    )
     without = drift_from_counts([30, 50, 40], [20, 60, 45], kind="numerical", upper_bounds=[1, 3, math.inf])
     assert (with_gap.pvalue, with_gap.psi, with_gap.ks, with_gap.n_bins) == (without.pvalue, without.psi, without.ks, 3)
 
@@ -293,6 +320,14 @@ def test_rare_categories_merge_into_other():
     assert drift.psi == pytest.approx(hand_psi(merged_ref, merged_cur))
 
 
+def test_other_group_takes_categories_until_it_is_dense_enough():
+    # 758 and 757: a group needs 5 * 1515 / 757 = 10.007 pooled; "other" starts with the 3
+    # pooled of the rarest and must take the next category (12) too, though that one is enough.
+    drift = drift_from_counts([500, 250, 6, 2], [500, 250, 6, 1], kind="categorical")
+    assert drift.n_bins == 3
+    assert drift.chi2 == pytest.approx(chi2_on([500, 250, 8], [500, 250, 7]).statistic)
+
+
 def test_sparse_other_group_is_kept_apart_from_the_mode():
     """Merging never leaves a single group: the mode stays apart from the rest."""
     drift = drift_from_counts([490, 5, 5], [495, 3, 2], kind="categorical")
@@ -333,7 +368,8 @@ def test_category_samples_count_missing_and_match_counts():
 
 
 def test_categories_compare_by_their_string():
-    drift = drift_from_samples(np.array([1, 2] * 100), np.array(["1", "2", "3"] * 100, dtype=object), kind="categorical")
+    codes, labels = np.array([1, 2] * 100), np.array(["1", "2", "3"] * 100, dtype=object)
+    drift = drift_from_samples(codes, labels, kind="categorical")
     assert drift.unseen_categories == ("3",)
 
 
@@ -397,7 +433,11 @@ def test_drift_needs_significance_and_effect():
             "noisy": feature(0.3, 0.5),
         }
     )
-    assert {name: v.verdict for name, v in verdicts.items()} == {"both": "Drift", "tiny-shift": "NoDrift", "noisy": "NoDrift"}
+    assert {name: v.verdict for name, v in verdicts.items()} == {
+        "both": "Drift",
+        "tiny-shift": "NoDrift",
+        "noisy": "NoDrift",
+    }
     assert "too small to matter" in verdicts["tiny-shift"].reason
     assert verdicts["both"].corrected_pvalue == pytest.approx(1.5e-6)
     assert verdicts["both"].effect == 0.3 and verdicts["both"].effect_metric == "psi"

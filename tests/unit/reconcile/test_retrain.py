@@ -1,0 +1,214 @@
+"""RetrainPolicy decisions, tick by tick, without a cluster."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from modelpilot.api import RETRAIN_POLICY, load_spec
+from modelpilot.api.retrain import RetrainPolicyStatus
+from modelpilot.reconcile import find_condition
+from modelpilot.reconcile.retrain import Owner, plan_retrain
+from modelpilot.sources.training import (
+    CreateCanary,
+    CreateJob,
+    JobView,
+    MonitorView,
+    RegisterCandidate,
+    RetrainObservations,
+    RunView,
+    VersionView,
+)
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+OWNER = Owner("fraud", "ml", "uid-1")
+BASE = {
+    "model": "fraud-detector",
+    "monitorRef": {"name": "fraud"},
+    "mlflow": {"trackingUri": "http://mlflow:5000"},
+    "cooldown": "1h",
+    "triggers": {"performance": {"metric": "accuracy", "threshold": 0.9, "sustainedEvaluations": 2}},
+    "training": {
+        "template": {"spec": {"containers": [{"name": "train", "image": "trainer:1", "env": [{"name": "KEEP", "value": "1"}]}]}},
+        "retries": 1,
+        "hyperparameters": {"strategy": "grid", "trials": 2, "space": {"learning_rate": [0.1, 0.3]}},
+    },
+    "gate": {"primaryMetric": "f1", "minImprovement": 0.01, "tolerance": 0.02, "metrics": ["accuracy", "f1"], "thresholds": {"accuracy": 0.8}},
+    "deployment": {"auto": True, "canaryTemplate": {
+        "target": {"deployment": "fraud"}, "stepWeights": [20, 100],
+        "analysis": {"prometheus": {"url": "http://prometheus:9090"}},
+    }},
+}
+
+
+def spec(**changes):
+    return load_spec(RETRAIN_POLICY, {**BASE, **changes})
+
+
+def monitor(minute: int, accuracy: float, psi: dict[str, float] | None = None) -> MonitorView:
+    return MonitorView(last_evaluation=T0 + timedelta(minutes=minute), quality={"accuracy": accuracy}, feature_psi=psi or {})
+
+
+def tick(s, status, obs=RetrainObservations(), minute=0):
+    return plan_retrain(s, status, obs, owner=OWNER, generation=1, now=T0 + timedelta(minutes=minute))
+
+
+def test_performance_trigger_fires_once_per_excursion() -> None:
+    s = spec()
+    status = RetrainPolicyStatus()
+    jobs = []
+    for minute, accuracy in enumerate([0.95, 0.85, 0.85, 0.84, 0.83]):
+        decision = tick(s, status, RetrainObservations(monitor=monitor(minute, accuracy), job=JobView("x", "Active")), minute)
+        status = decision.status
+        jobs += [a for a in decision.actions if isinstance(a, CreateJob)]
+    assert status.runs == 1
+    assert status.last_trigger.type == "performance"
+    assert "accuracy 0.85 < 0.9 for 2 evaluations" in status.last_trigger.reason
+    # The same evaluation seen twice does not count twice.
+    again = tick(s, status, RetrainObservations(monitor=monitor(4, 0.8), job=JobView("x", "Active")), 6)
+    assert again.status.triggers.performance_streak == status.triggers.performance_streak
+
+
+def test_job_carries_the_contract_environment() -> None:
+    decision = tick(spec(), RetrainPolicyStatus(), RetrainObservations(manual_annotation="please"))
+    (create,) = [a for a in decision.actions if isinstance(a, CreateJob)]
+    job = create.manifest
+    assert job["metadata"]["name"] == "fraud-1-1"
+    assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KEEP"] == "1"
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert env["MODELPILOT_RUN_TAG"] == "modelpilot.dev/retrain-run=fraud-1-1"
+    assert env["MODELPILOT_TRIGGER"] == "manual"
+    assert json.loads(env["MODELPILOT_HYPERPARAMETERS"]) == {"strategy": "grid", "trials": 2, "space": {"learning_rate": [0.1, 0.3]}}
+    assert json.loads(env["MODELPILOT_EARLY_STOPPING"]) == {"patience": 3, "min_delta": 0.0}
+    assert datetime.fromisoformat(env["MODELPILOT_DATA_END"]) - datetime.fromisoformat(env["MODELPILOT_DATA_START"]) == timedelta(days=30)
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert find_condition(decision.status.conditions, "Training").status == "True"
+
+
+def test_a_running_job_is_adopted_not_started_again() -> None:
+    started = tick(spec(), RetrainPolicyStatus(), RetrainObservations(manual_annotation="go")).status
+    # As after a restart: the status names the Job, which exists and runs.
+    resumed = tick(spec(), started, RetrainObservations(manual_annotation="go", job=JobView("fraud-1-1", "Active")), 5)
+    assert resumed.actions == []
+    assert resumed.status.runs == 1 and resumed.status.current_run.job == "fraud-1-1"
+    # A Job not visible yet (created just before the restart) is created again: 409 is fine.
+    missing = tick(spec(), started, RetrainObservations(manual_annotation="go", job=JobView("fraud-1-1", "Missing")), 5)
+    assert [a.manifest["metadata"]["name"] for a in missing.actions] == ["fraud-1-1"]
+
+
+def test_failed_job_is_retried_then_recorded_and_cooldown_holds_triggers() -> None:
+    status = tick(spec(), RetrainPolicyStatus(), RetrainObservations(manual_annotation="go")).status
+    retry = tick(spec(), status, RetrainObservations(manual_annotation="go", job=JobView("fraud-1-1", "Failed", "OOMKilled")), 1)
+    assert [a.manifest["metadata"]["name"] for a in retry.actions] == ["fraud-1-2"]
+    failed = tick(spec(), retry.status, RetrainObservations(manual_annotation="go", job=JobView("fraud-1-2", "Failed", "OOMKilled")), 2)
+    status = failed.status
+    assert (status.phase, status.last_result) == ("Idle", "Failed")
+    assert status.history[-1].outcome == "Failed" and "OOMKilled" in status.history[-1].message
+    # Degradation during the cooldown is suppressed ...
+    for minute in (3, 4):
+        status = tick(spec(), status, RetrainObservations(manual_annotation="go", monitor=monitor(minute, 0.5)), minute).status
+    assert status.runs == 1 and "cooldown" in find_condition(status.conditions, "Ready").message
+    # ... and fires once the cooldown is over, as the trigger stayed armed.
+    later = tick(spec(), status, RetrainObservations(manual_annotation="go", monitor=monitor(70, 0.5)), 70)
+    assert later.status.runs == 2 and later.status.last_trigger.type == "performance"
+
+
+def test_a_manual_request_bypasses_the_cooldown_and_fires_once() -> None:
+    status = RetrainPolicyStatus(last_finished=T0, handled_manual_request="old|")
+    first = tick(spec(triggers={"manual": {"request": "r2"}}), status, minute=1)
+    assert first.status.runs == 1 and first.status.last_trigger.type == "manual"
+    idle = first.status.model_copy(update={"phase": "Idle", "current_run": None})
+    assert tick(spec(triggers={"manual": {"request": "r2"}}), idle, minute=2).status.runs == 1
+
+
+def registering(s=None):
+    s = s or spec()
+    status = tick(s, RetrainPolicyStatus(), RetrainObservations(manual_annotation="go")).status
+    return s, tick(s, status, RetrainObservations(manual_annotation="go", job=JobView("fraud-1-1", "Succeeded")), 1).status
+
+
+def test_succeeded_run_is_registered_then_gated_and_handed_to_a_canary() -> None:
+    s, status = registering()
+    run = RunView("run-9", {"accuracy": 0.93, "f1": 0.9})
+    obs = RetrainObservations(manual_annotation="go", job=JobView("fraud-1-1", "Succeeded"), run=run)
+    register = tick(s, status, obs, 2)
+    assert [type(a) for a in register.actions] == [RegisterCandidate]
+    assert register.actions[0].tags["modelpilot.dev/policy"] == "ml/fraud"
+    champion = VersionView("3", "run-3", {"accuracy": 0.92, "f1": 0.85})
+    gated = tick(s, register.status, RetrainObservations(
+        manual_annotation="go", job=JobView("fraud-1-1", "Succeeded"), run=run,
+        candidate=VersionView("4", "run-9", {}), champion=champion), 3)
+    status = gated.status
+    assert status.phase == "Deploying" and status.candidate_version == "4" and status.champion_version == "3"
+    rows = {c.metric: (c.champion, c.challenger, c.change, c.passed) for c in status.comparison}
+    assert rows == {"f1": (0.85, 0.9, 0.05, True), "accuracy": (0.92, 0.93, 0.01, True)}
+    (canary,) = [a for a in gated.actions if isinstance(a, CreateCanary)]
+    assert canary.manifest["metadata"]["name"] == "fraud-v4"
+    assert canary.manifest["spec"]["candidate"] == {"modelVersion": "4"}
+    assert canary.manifest["spec"]["mlflow"] == {"trackingUri": "http://mlflow:5000"}
+    promoted = tick(s, status, RetrainObservations(manual_annotation="go", canary_phase="Promoted"), 30)
+    assert (promoted.status.phase, promoted.status.last_result) == ("Idle", "Promoted")
+    assert promoted.status.history[-1].version == "4" and promoted.status.history[-1].primary_metric == 0.9
+
+
+def test_a_candidate_worse_than_the_champion_is_not_deployed() -> None:
+    s, status = registering()
+    obs = RetrainObservations(
+        manual_annotation="go", job=JobView("fraud-1-1", "Succeeded"), run=RunView("run-9", {"accuracy": 0.95, "f1": 0.855}),
+        candidate=VersionView("4", "run-9", {}), champion=VersionView("3", "run-3", {"accuracy": 0.92, "f1": 0.85}),
+    )
+    decision = tick(s, status, obs, 3)
+    assert decision.actions == []
+    assert decision.status.last_result == "Rejected"
+    assert "f1 0.855 does not beat the champion's 0.85 by 0.01" in decision.status.history[-1].message
+    assert [e.reason for e in decision.events] == ["CandidateRejected"]
+
+
+def test_manual_approval_waits_for_the_version() -> None:
+    s, status = registering(spec(deployment={**BASE["deployment"], "auto": False}))
+    obs = RetrainObservations(
+        manual_annotation="go", job=JobView("fraud-1-1", "Succeeded"), run=RunView("r", {"accuracy": 0.95, "f1": 0.95}),
+        candidate=VersionView("4", "r", {}),
+    )
+    waiting = tick(s, status, obs, 3).status
+    assert waiting.phase == "AwaitingApproval"
+    assert find_condition(waiting.conditions, "AwaitingApproval").status == "True"
+    assert tick(s, waiting, RetrainObservations(manual_annotation="go", approve_annotation="3"), 4).status.phase == "AwaitingApproval"
+    approved = tick(s, waiting, RetrainObservations(manual_annotation="go", approve_annotation="4"), 5)
+    assert approved.status.phase == "Deploying" and isinstance(approved.actions[0], CreateCanary)
+
+
+def test_schedule_fires_on_time_and_triggers_together_make_one_run() -> None:
+    s = spec(triggers={**BASE["triggers"], "schedule": {"interval": "1d", "startTime": "2026-03-01T06:00:00Z"}})
+    status = tick(s, RetrainPolicyStatus(), minute=0).status
+    assert status.next_scheduled == datetime(2026, 3, 1, 6, tzinfo=timezone.utc)
+    early = tick(s, status, minute=359)
+    assert early.status.runs == 0
+    obs = RetrainObservations(monitor=monitor(360, 0.5))
+    status = tick(s, early.status, RetrainObservations(monitor=monitor(359, 0.5)), 359).status
+    both = tick(s, status, obs, 360).status
+    assert both.runs == 1
+    assert both.last_trigger.type == "performance" and "schedule:" in both.last_trigger.reason
+    assert both.next_scheduled == datetime(2026, 3, 2, 6, tzinfo=timezone.utc)
+
+
+def test_drift_trigger_needs_enough_features() -> None:
+    s = spec(triggers={"drift": {"psiThreshold": 0.25, "minFeatures": 2}})
+    one = tick(s, RetrainPolicyStatus(), RetrainObservations(monitor=monitor(0, 0.95, {"a": 0.4, "b": 0.1})))
+    assert one.status.runs == 0
+    two = tick(s, one.status, RetrainObservations(monitor=monitor(1, 0.95, {"a": 0.4, "b": 0.3})), 1)
+    assert two.status.runs == 1 and "a, b" in two.status.last_trigger.reason
+
+
+def test_an_invalid_canary_template_is_reported_naming_the_field() -> None:
+    bad = {**BASE["deployment"], "canaryTemplate": {**BASE["deployment"]["canaryTemplate"], "stepWeights": [50, 20]}}
+    s, status = registering(spec(deployment=bad))
+    obs = RetrainObservations(
+        manual_annotation="go", job=JobView("fraud-1-1", "Succeeded"), run=RunView("r", {"accuracy": 0.95, "f1": 0.95}),
+        candidate=VersionView("4", "r", {}),
+    )
+    decision = tick(s, status, obs, 3)
+    assert decision.status.last_result == "Failed"
+    assert "spec.deployment.canaryTemplate.stepWeights" in decision.status.history[-1].message

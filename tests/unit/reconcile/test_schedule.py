@@ -1,0 +1,49 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from modelpilot.reconcile.schedule import CronError, next_cron_time
+
+T = datetime(2026, 3, 4, 10, 17, 30, tzinfo=timezone.utc)  # a Wednesday
+
+
+def brute_force(expression: str, after: datetime) -> datetime:
+    """An independent check: walk minute by minute and test each field directly."""
+    from datetime import timedelta
+
+    minute, hour, dom, month, dow = expression.split()
+
+    def ok(field: str, value: int) -> bool:
+        return field == "*" or any(
+            (int(p.split("/")[0].split("-")[0]) if p.split("/")[0] != "*" else 0) <= value
+            <= (int(p.split("/")[0].split("-")[-1]) if p.split("/")[0] != "*" else 99)
+            and (value - (int(p.split("/")[0].split("-")[0]) if p.split("/")[0] != "*" else 0)) % (int(p.split("/")[1]) if "/" in p else 1) == 0
+            for p in field.split(",")
+        )
+
+    t = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    while True:
+        weekday = (t.weekday() + 1) % 7
+        days = ok(dom, t.day) or ok(dow, weekday) if dom != "*" and dow != "*" else ok(dom, t.day) and ok(dow, weekday)
+        if ok(minute, t.minute) and ok(hour, t.hour) and ok(month, t.month) and days:
+            return t
+        t += timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["*/15 * * * *", "0 3 * * *", "30 2 * * 0", "0 0 1 * *", "0 12 * * 1-5", "5,35 */6 * * *", "0 0 13 * 5", "0 9 * 6 *"],
+)
+def test_next_time_matches_a_minute_by_minute_walk(expression: str) -> None:
+    assert next_cron_time(expression, T) == brute_force(expression, T)
+
+
+def test_next_time_is_strictly_after() -> None:
+    at = datetime(2026, 3, 4, 3, 0, tzinfo=timezone.utc)
+    assert next_cron_time("0 3 * * *", at) == datetime(2026, 3, 5, 3, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("expression", ["* * * *", "61 * * * *", "a * * * *", "0 0 31 2 *"])
+def test_bad_expressions_are_refused(expression: str) -> None:
+    with pytest.raises(CronError):
+        next_cron_time(expression, T)
