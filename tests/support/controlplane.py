@@ -18,9 +18,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from tests.support.ports import free_port
+from tests.support.process import ServiceProcess, terminate
 
 __all__ = ["ControlPlane", "binary_path", "ensure_built", "kubectl_path"]
 
@@ -85,7 +85,7 @@ def ensure_built(*, quiet: bool = False) -> Path:
     return binary
 
 
-class ControlPlane:
+class ControlPlane(ServiceProcess):
     """kube-apiserver + etcd on free loopback ports, with a kubeconfig for an admin user."""
 
     def __init__(self, workdir: Path):
@@ -144,29 +144,9 @@ class ControlPlane:
         self.stop()
         raise RuntimeError(f"control plane not ready after {timeout:.0f}s ({last_error}):\n{self.log_tail()}")
 
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
     def stop(self, timeout: float = 30.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        terminate(process, timeout)
 
 
 def main(argv: list[str]) -> int:

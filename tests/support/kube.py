@@ -11,13 +11,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Callable, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.controlplane import ensure_built, kubectl_path
 from tests.support.ports import free_port
+from tests.support.process import ServiceProcess, terminate
 
 __all__ = ["Cluster", "OperatorProcess", "REPO", "wait_for"]
 
@@ -64,7 +64,7 @@ class Cluster:
         return [e for e in listing["items"] if e["involvedObject"].get("name") == name]
 
 
-class OperatorProcess:
+class OperatorProcess(ServiceProcess):
     """``modelpilot run`` as a real process against ``cluster``, with /metrics and /healthz on free ports."""
 
     def __init__(self, cluster: Cluster, workdir: Path, extra_env: dict[str, str] | None = None):
@@ -124,9 +124,6 @@ class OperatorProcess:
                     return float(sample.value)
         return None
 
-    def log_tail(self, lines: int = 60) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def kill(self) -> None:
         """SIGKILL, as a crashed or evicted operator pod would end."""
@@ -137,19 +134,4 @@ class OperatorProcess:
 
     def stop(self, timeout: float = 20.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def __enter__(self) -> OperatorProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        terminate(process, timeout)

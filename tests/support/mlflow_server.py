@@ -7,15 +7,14 @@ operator's venv); this module asks that script where it is, so the cache rule li
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from tests.support.ports import free_port
+from tests.support.process import ServiceProcess, terminate
 
 __all__ = ["MlflowServer", "MlflowServerError", "find_mlflow_executable"]
 
@@ -44,7 +43,7 @@ def find_mlflow_executable() -> Path:
     return Path(lines[-1])
 
 
-class MlflowServer:
+class MlflowServer(ServiceProcess):
     """`mlflow server` on 127.0.0.1 with a sqlite store and proxied artifacts under `workdir`.
 
     Clients upload and download artifacts through the server (`--serve-artifacts`), as the
@@ -148,39 +147,5 @@ class MlflowServer:
 
     def stop(self, timeout: float = 15.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            self._signal_group(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # uvicorn workers may outlive the `mlflow server` parent; take down the whole group.
-        self._signal_group(proc, signal.SIGKILL)
-        proc.wait()
-
-    @staticmethod
-    def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> MlflowServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        terminate(proc, timeout, group=True)

@@ -11,7 +11,6 @@ import atexit
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -20,10 +19,10 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from tests.support.ports import free_port
+from tests.support.process import ServiceProcess, terminate
 
 __all__ = ["PrometheusError", "PrometheusServer", "create_blocks", "find_binary"]
 
@@ -77,7 +76,7 @@ def create_blocks(openmetrics: str | os.PathLike[str], data_dir: str | os.PathLi
     return time.monotonic() - began
 
 
-class PrometheusServer:
+class PrometheusServer(ServiceProcess):
     """``prometheus`` on 127.0.0.1 with its config, data and log under ``workdir``.
 
     ``scrape_targets`` are ``host:port`` strings (one job, ``modelpilot``) or a mapping of job
@@ -182,12 +181,7 @@ class PrometheusServer:
         _started.discard(self)
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc, timeout)
 
     def backfill(self, openmetrics: str | os.PathLike[str]) -> None:
         """Load an OpenMetrics file; a running server is stopped around it and restarted on
@@ -289,23 +283,6 @@ class PrometheusServer:
             raise PrometheusError(f"{method} {path}: HTTP {error.code}: {detail}") from error
         return json.loads(raw) if raw.startswith(b"{") else raw.decode(errors="replace")
 
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> PrometheusServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _jobs(targets: Sequence[str] | Mapping[str, Sequence[str]]) -> dict[str, list[str]]:

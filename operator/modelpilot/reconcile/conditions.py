@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 
 from modelpilot.api import Condition, ConditionStatus
 
-__all__ = ["changed_conditions", "find_condition", "set_condition"]
+__all__ = ["EventToPost", "changed_conditions", "find_condition", "set_condition"]
+
+
+@dataclass(frozen=True)
+class EventToPost:
+    """A Kubernetes Event a reconcile step asks the handler to post."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
 
 
 def find_condition(conditions: Iterable[Condition], type_: str) -> Condition | None:

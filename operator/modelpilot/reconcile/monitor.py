@@ -44,7 +44,7 @@ from modelpilot.api.monitor import (
 from modelpilot.sources.observe import MonitorObservations, QueryOutcome
 from modelpilot.sources.promql import PRESETS
 
-from .conditions import changed_conditions, set_condition
+from .conditions import EventToPost, changed_conditions, set_condition
 
 __all__ = [
     "CONDITION_TYPES",
@@ -77,13 +77,6 @@ PROBLEMS: dict[str, tuple[ConditionStatus, Literal["info", "warning", "critical"
 }
 HISTORY_LIMIT = 20
 FIRST_RETRY = timedelta(seconds=15)
-
-
-@dataclass(frozen=True)
-class EventToPost:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)

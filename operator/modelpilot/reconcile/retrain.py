@@ -39,7 +39,7 @@ from modelpilot.sources.training import (
     VersionView,
 )
 
-from .conditions import set_condition
+from .conditions import EventToPost, set_condition
 from .schedule import next_cron_time
 
 __all__ = [
@@ -57,17 +57,10 @@ RUN_GRACE = timedelta(minutes=2)  # a succeeded Job's MLflow run may appear a mo
 
 
 @dataclass(frozen=True)
-class Event:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
 class RetrainDecision:
     status: RetrainPolicyStatus
     actions: list[Action] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
+    events: list[EventToPost] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -338,7 +331,7 @@ def plan_retrain(
 ) -> RetrainDecision:
     """The next status and actions of a policy."""
     actions: list[Action] = []
-    events: list[Event] = []
+    events: list[EventToPost] = []
     trigger_state, fired = _monitor_triggers(spec, status.triggers, obs.monitor)
     update: dict[str, Any] = {"triggers": trigger_state, "observed_generation": generation}
 
@@ -370,7 +363,7 @@ def plan_retrain(
                 last_trigger=TriggerRecord(type=run.trigger, reason=run.reason, time=now),
             )
             message = f"training run {number} ({run.trigger}): Job {run.job}"
-            events.append(Event("Normal", "RetrainTriggered", f"{run.reason}; Job {run.job}"))
+            events.append(EventToPost("Normal", "RetrainTriggered", f"{run.reason}; Job {run.job}"))
     if token is not None and token != status.handled_manual_request:
         update["handled_manual_request"] = token
 
@@ -400,7 +393,7 @@ def _progress(
     owner: Owner,
     now: datetime,
     actions: list[Action],
-    events: list[Event],
+    events: list[EventToPost],
     message: str,
 ) -> tuple[RetrainPolicyStatus, str]:
     run = status.current_run
@@ -414,11 +407,11 @@ def _progress(
         if job.state == "Failed":
             if run.attempt <= spec.training.retries:
                 retry = run.model_copy(update={"attempt": run.attempt + 1, "job": f"{owner.name}-{run.number}-{run.attempt + 1}", "started": now})
-                events.append(Event("Warning", "TrainingFailed", f"Job {run.job} failed: {job.message}; retrying as {retry.job}"))
+                events.append(EventToPost("Warning", "TrainingFailed", f"Job {run.job} failed: {job.message}; retrying as {retry.job}"))
                 actions.append(CreateJob(build_training_job(spec, owner, retry, now)))
                 return status.model_copy(update={"current_run": retry}), f"retrying: Job {retry.job}"
             text = f"Job {run.job} failed: {job.message}"
-            events.append(Event("Warning", "TrainingFailed", text))
+            events.append(EventToPost("Warning", "TrainingFailed", text))
             return _finish(status, now, "Failed", text), f"Failed: {text}"
         status = status.model_copy(update={"phase": "Registering"})
     if status.phase == "Registering" and run is not None:
@@ -435,7 +428,7 @@ def _progress(
 
 def _register(
     spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, owner: Owner, now: datetime,
-    actions: list[Action], events: list[Event],
+    actions: list[Action], events: list[EventToPost],
 ) -> tuple[RetrainPolicyStatus, str]:
     run = status.current_run
     assert run is not None
@@ -444,7 +437,7 @@ def _register(
     if obs.run is None:
         if now - run.started > RUN_GRACE and obs.job is not None and obs.job.state == "Succeeded":
             text = f"Job {run.job} succeeded but no MLflow run is tagged {RUN_TAG}={run.job}"
-            events.append(Event("Warning", "NoTrainingRun", text))
+            events.append(EventToPost("Warning", "NoTrainingRun", text))
             return _finish(status, now, "Failed", text), f"Failed: {text}"
         return status, f"looking for the MLflow run tagged {RUN_TAG}={run.job}"
     status = status.model_copy(update={"current_run": run.model_copy(update={"mlflow_run_id": obs.run.run_id})})
@@ -460,16 +453,16 @@ def _register(
     })
     if failures:
         text = f"version {obs.candidate.version} rejected: {'; '.join(failures)}"
-        events.append(Event("Warning", "CandidateRejected", text))
+        events.append(EventToPost("Warning", "CandidateRejected", text))
         return _finish(status, now, "Rejected", text), text
-    events.append(Event("Normal", "CandidateReady", f"version {obs.candidate.version} passed the gate"))
+    events.append(EventToPost("Normal", "CandidateReady", f"version {obs.candidate.version} passed the gate"))
     next_phase = "Deploying" if spec.deployment.auto else "AwaitingApproval"
     return status.model_copy(update={"phase": next_phase}), f"version {obs.candidate.version} passed the gate"
 
 
 def _deploying(
     spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, owner: Owner, now: datetime,
-    actions: list[Action], events: list[Event],
+    actions: list[Action], events: list[EventToPost],
 ) -> tuple[RetrainPolicyStatus, str]:
     version = status.candidate_version
     assert version is not None
@@ -477,7 +470,7 @@ def _deploying(
         manifest = build_canary(spec, owner, version)
     except SpecError as err:
         text = f"cannot hand version {version} to a canary: {err}"
-        events.append(Event("Warning", "InvalidCanaryTemplate", text))
+        events.append(EventToPost("Warning", "InvalidCanaryTemplate", text))
         return _finish(status, now, "Failed", text), text
     name = manifest["metadata"]["name"]
     status = status.model_copy(update={"canary": name})
@@ -486,10 +479,10 @@ def _deploying(
         actions.append(CreateCanary(manifest))
         return status, f"creating CanaryRelease {name}"
     if phase == "Promoted":
-        events.append(Event("Normal", "Promoted", f"version {version} promoted by CanaryRelease {name}"))
+        events.append(EventToPost("Normal", "Promoted", f"version {version} promoted by CanaryRelease {name}"))
         return _finish(status, now, "Promoted", f"version {version} promoted by CanaryRelease {name}"), f"version {version} promoted"
     if phase in ("RolledBack", "Failed"):
-        events.append(Event("Warning", "CanaryRolledBack", f"CanaryRelease {name} ended {phase}"))
+        events.append(EventToPost("Warning", "CanaryRolledBack", f"CanaryRelease {name} ended {phase}"))
         return _finish(status, now, "RolledBack", f"CanaryRelease {name} ended {phase}"), f"CanaryRelease {name} ended {phase}"
     return status, f"CanaryRelease {name} is {phase}"
 
