@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from modelpilot.analysis.histogram import bucket_counts
+from modelpilot.analysis import bucket_counts
 from modelpilot.api.profile import CategoricalProfile, NumericalProfile, ReferenceProfile
 from modelpilot.instrument import buckets_from_sample
 

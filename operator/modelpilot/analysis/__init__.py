@@ -11,10 +11,12 @@ from modelpilot.analysis.drift import (
     drift_from_samples,
     rank_by_effect,
 )
+from modelpilot.analysis.histogram import BucketCounts, bucket_counts, buckets_from_cumulative, histogram_quantile
 from modelpilot.analysis.quality import ClassQuality, Quality, confusion_from_counts, quality_from_confusion
 from modelpilot.analysis.trend import Trend, mann_kendall, page_hinkley
 
 __all__ = [
+    "BucketCounts",
     "ClassQuality",
     "Comparison",
     "FeatureDrift",
@@ -22,12 +24,15 @@ __all__ = [
     "Quality",
     "Trend",
     "assess_drift",
+    "bucket_counts",
+    "buckets_from_cumulative",
     "compare_binned",
     "compare_proportions",
     "confusion_from_counts",
     "correct_pvalues",
     "drift_from_counts",
     "drift_from_samples",
+    "histogram_quantile",
     "mann_kendall",
     "page_hinkley",
     "quality_from_confusion",

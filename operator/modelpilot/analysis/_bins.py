@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special, stats
 
-__all__ = ["BinComparison", "compare_bins", "counts_vector", "merge_labels"]
+__all__ = ["BinComparison", "compare_bins", "counts_vector"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def counts_vector(values: ArrayLike, name: str) -> np.ndarray:
         raise ValueError(f"{name} holds a NaN or infinite count")
     counts = np.rint(counts)
     if np.any(counts < 0):
-        raise ValueError(f"{name} holds a negative count; pass increase() per bucket, not raw counters")
+        raise ValueError(f"{name} holds a negative count; clamp de-cumulated buckets at zero")
     return counts
 
 

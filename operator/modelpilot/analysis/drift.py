@@ -49,7 +49,10 @@ class FeatureDrift:
     than ``min_samples`` observations (then every statistic is NaN and no verdict may be drawn);
     ``NoVariation`` when both windows hold one and the same value, bucket or category, so there
     is nothing to compare: the distances are 0 and no test runs (``pvalue`` NaN), which is not
-    drift. ``ks`` and ``wasserstein`` are None for categorical features.
+    drift. ``pvalue`` is the one that feeds the verdict, from ``test``; ``psi``, ``js`` and the
+    chi-square use the ``n_bins`` bins left after merging sparse ones, and ``psi_expected`` is
+    PSI's mean under no drift for these sizes and bins. ``ks`` and ``wasserstein`` (in units of
+    the reference's standard deviation) are None for categorical features.
     """
 
     kind: Kind

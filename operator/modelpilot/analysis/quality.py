@@ -14,6 +14,8 @@ __all__ = ["ClassQuality", "Quality", "confusion_from_counts", "quality_from_con
 
 
 class ClassQuality(NamedTuple):
+    """One class's scores; ``support`` is how many predictions had it as the actual class."""
+
     precision: float
     recall: float
     f1: float

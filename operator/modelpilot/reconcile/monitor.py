@@ -19,14 +19,15 @@ from modelpilot.analysis import (
     FeatureDrift,
     FeatureVerdict,
     assess_drift,
+    buckets_from_cumulative,
     confusion_from_counts,
     drift_from_counts,
+    histogram_quantile,
     mann_kendall,
     page_hinkley,
     quality_from_confusion,
     rank_by_effect,
 )
-from modelpilot.analysis.histogram import buckets_from_cumulative, histogram_quantile
 from modelpilot.api import Condition, ConditionStatus, parse_duration
 from modelpilot.api.profile import NumericalProfile, ReferenceProfile
 from modelpilot.api.monitor import (
