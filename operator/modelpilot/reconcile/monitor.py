@@ -364,7 +364,7 @@ def _profile_counts(profile: ReferenceProfile) -> dict[str, _FeatureCounts]:
 def _feature_drift(spec: ModelMonitorSpec, reference: _FeatureCounts, current: _FeatureCounts) -> FeatureDrift | str:
     common = {"min_samples": spec.drift.min_samples, "bands": tuple(spec.drift.psi_bands)}
     if reference.kind != current.kind:
-        return f"numerical in one window and categorical in the other"
+        return "numerical in one window and categorical in the other"
     if reference.kind == "numerical":
         if reference.bounds != current.bounds:
             return "histogram bucket bounds differ between baseline and current window"

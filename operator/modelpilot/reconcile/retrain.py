@@ -27,16 +27,13 @@ from modelpilot.api.retrain import (
 )
 
 from modelpilot.sources.training import (
+    RUN_TAG,
     Action,
     CreateCanary,
     CreateJob,
-    JobView,
     MonitorView,
     RegisterCandidate,
     RetrainObservations,
-    RUN_TAG,
-    RunView,
-    VersionView,
 )
 
 from .conditions import EventToPost, set_condition
