@@ -153,6 +153,20 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         return 1
 
 
+def _cmd_canary(args: argparse.Namespace) -> int:
+    from modelpilot.api import CANARY_RELEASE
+    from modelpilot.sources.kubernetes import ObjectMissing, patch_resource
+
+    # spec.promote / spec.abort are the user's fields: the CLI writes them on the user's behalf.
+    try:
+        patch_resource(CANARY_RELEASE.plural, args.namespace, args.name, {"spec": {args.action: True}})
+    except ObjectMissing:
+        print(f"canaryrelease {args.namespace}/{args.name} not found", file=sys.stderr)
+        return 1
+    print(f"canaryrelease/{args.name}: spec.{args.action} set")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from modelpilot.handlers import run_operator
 
@@ -222,6 +236,16 @@ def _parser() -> argparse.ArgumentParser:
     retrain.add_argument("-n", "--namespace", default="default")
     retrain.set_defaults(func=_cmd_retrain)
 
+    canary = commands.add_parser(
+        "canary",
+        help="approve the promotion of a CanaryRelease, or abort it",
+        description="`canary promote NAME` sets spec.promote (a manual promotion waits for it); `canary abort NAME` "
+        "sets spec.abort (traffic back to stable at once). Clear the field before the next release.",
+    )
+    canary.add_argument("action", choices=("promote", "abort"))
+    canary.add_argument("name", help="the CanaryRelease")
+    canary.add_argument("-n", "--namespace", default="default")
+    canary.set_defaults(func=_cmd_canary)
 
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions generated from the API models")
     crds.add_argument("-o", "--output", type=Path, default=Path("crds"), help="directory, or - for stdout")

@@ -45,6 +45,15 @@ def crds(cluster: Cluster) -> Cluster:
     return cluster
 
 
+@pytest.fixture(scope="session")
+def route_crds(cluster: Cluster) -> Cluster:
+    """Stand-ins for the HTTPRoute and VirtualService CRDs (tests/fixtures/route-crds.yaml)."""
+    cluster.kubectl("apply", "-f", str(REPO / "tests" / "fixtures" / "route-crds.yaml"))
+    names = ("httproutes.gateway.networking.k8s.io", "virtualservices.networking.istio.io")
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in names))
+    return cluster
+
+
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test. No namespace controller runs locally, so it is left behind."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from types import MappingProxyType
+from typing import Annotated, Literal, Mapping
 
 from pydantic import Field, field_validator, model_validator
 
@@ -19,15 +22,21 @@ from .common import (
 )
 
 __all__ = [
+    "DEFAULT_TOLERANCE",
     "AnalysisMetric",
     "AnalysisSpec",
     "CanaryAnalysisRecord",
+    "CanaryPhase",
     "CanaryReleaseSpec",
     "CanaryReleaseStatus",
     "CandidateSpec",
     "CheckCounters",
+    "CheckVerdict",
     "EnvVar",
     "HeaderMatch",
+    "HookType",
+    "PromotionProgress",
+    "PromotionStage",
     "ReleaseRecord",
     "RollbackReason",
     "RouterSpec",
@@ -36,16 +45,31 @@ __all__ = [
     "Webhook",
 ]
 
-CanaryPhase = Literal[
-    "Pending", "Initializing", "Progressing", "AwaitingPromotion", "Promoting", "Promoted", "RollingBack", "RolledBack", "Failed"
-]
+CanaryPhase = Literal["Initializing", "Progressing", "AwaitingPromotion", "Promoting", "Promoted", "RolledBack"]
+PromotionStage = Literal["ShiftTraffic", "MoveAlias", "RestartStable"]
+CheckVerdict = Literal["Pass", "Fail", "NoData", "QueryError", "Inconclusive"]
+HookType = Literal["confirm-rollout", "pre-rollout", "confirm-promotion", "post-rollout", "rollback", "event"]
+Builtin = Literal["error-rate", "latency", "accuracy"]
+
+#: Tolerance of each built-in metric against stable, when the metric sets none: an absolute
+#: difference of proportions for error rate and accuracy, and P(candidate slower) - 0.5 for
+#: latency (0.1: a random candidate request is slower than a stable one 60% of the time).
+DEFAULT_TOLERANCE: Mapping[str, float] = MappingProxyType({"error-rate": 0.01, "latency": 0.1, "accuracy": 0.02})
 
 
 class TargetSpec(ApiModel):
     """The stable serving Deployment and the Service in front of it (read, never owned)."""
 
     deployment: str = Field(min_length=1)
-    service: str | None = Field(default=None, min_length=1)
+    service: str | None = Field(
+        default=None, min_length=1, description="The stable Service; the backend gatewayAPI and istio routers weight."
+    )
+    version: str | None = Field(
+        default=None,
+        min_length=1,
+        description="`version` label of the stable pods; when unset, the version spec.alias points to in MLflow "
+        "when the release starts.",
+    )
 
 
 class EnvVar(ApiModel):
@@ -87,7 +111,15 @@ class RouterSpec(ApiModel):
     type: Literal["replicas", "gatewayAPI", "istio"] = "replicas"
     http_route: LocalObjectReference | None = Field(default=None, description="gatewayAPI: the HTTPRoute to weight.")
     virtual_service: LocalObjectReference | None = Field(default=None, description="istio: the VirtualService.")
-    header_match: HeaderMatch | None = Field(default=None, description="A/B routing by header (gatewayAPI, istio).")
+    header_match: HeaderMatch | None = Field(
+        default=None, description="A/B routing: requests with this header go to the candidate (gatewayAPI, istio)."
+    )
+    max_candidate_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="replicas router: the most candidate replicas a step may use; default the stable's replica "
+        "count, so a release at most doubles the serving capacity.",
+    )
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
@@ -116,14 +148,33 @@ class ThresholdRange(ApiModel):
 
 
 class AnalysisMetric(ApiModel):
-    """One check: a built-in metric or custom PromQL, with absolute and relative limits."""
+    """One check: a built-in metric or custom PromQL, with absolute and relative limits.
+
+    Built-ins: `error-rate` (thresholds on the fraction of failed requests), `latency`
+    (thresholds on p99 in seconds; the whole distribution compared with stable) and
+    `accuracy` (thresholds on the share of labelled predictions that were right). A custom
+    query (placeholders $model, $version, $namespace, $window, $selector) returns one number
+    judged on thresholdRange; its stable value is reported beside it, but a bare number has no
+    sample size, so it is not tested against stable.
+    """
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    builtin: Literal["error-rate", "latency", "accuracy"] | None = None
+    builtin: Builtin | None = None
     query: PromQLTemplate | None = None
     threshold_range: ThresholdRange | None = None
-    tolerance: float = Field(default=0.1, ge=0, description="Largest acceptable worsening against stable.")
-    compare_to_stable: bool = True
+    tolerance: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="Largest acceptable worsening against stable (built-ins): a difference of proportions for "
+        "error-rate (default 0.01) and accuracy (default 0.02), P(candidate slower) - 0.5 for latency (default 0.1).",
+    )
+    compare_to_stable: bool = Field(default=True, description="Test against stable over the same window (built-ins).")
+
+    def effective_tolerance(self) -> float:
+        if self.tolerance is not None:
+            return self.tolerance
+        return DEFAULT_TOLERANCE[self.builtin] if self.builtin else 0.0
 
     @model_validator(mode="after")
     def _builtin_or_query(self) -> AnalysisMetric:
@@ -144,18 +195,33 @@ class AnalysisSpec(ApiModel):
     prometheus: PrometheusEndpoint
     window: Duration = "5m"
     metrics: list[AnalysisMetric] = Field(
-        default_factory=lambda: [AnalysisMetric(name="error-rate", builtin="error-rate")], max_length=32
+        default_factory=lambda: [AnalysisMetric(name="error-rate", builtin="error-rate")], min_length=1, max_length=32
     )
     alpha: float = Field(default=0.05, gt=0, lt=1)
-    failure_limit: int = Field(default=1, ge=1, description="Failed checks before rollback.")
-    consecutive_query_error_limit: int = Field(default=0, ge=0, description="0 holds forever on query errors.")
-    no_data: Literal["fail", "hold", "ignore"] = "hold"
-    min_samples: int = Field(default=50, ge=1)
+    failure_limit: int = Field(default=1, ge=1, description="Failed checks in a release before rollback.")
+    consecutive_query_error_limit: int = Field(
+        default=0, ge=0, description="Checks in a row with a failed query before rollback; 0 holds forever."
+    )
+    no_data: Literal["fail", "hold", "ignore"] = Field(
+        default="hold", description="A metric without data: fails the check, holds the step, or is left out."
+    )
+    min_samples: int = Field(default=50, ge=1, description="Requests (labels for accuracy) needed on each side.")
+    inconclusive_limit: int = Field(
+        default=3,
+        ge=1,
+        description="Inconclusive checks in a row within a step after which the next check decides on "
+        "thresholds alone.",
+    )
 
 
 class Webhook(ApiModel):
-    type: Literal["confirm-rollout", "pre-rollout", "confirm-promotion", "post-rollout", "rollback", "event"]
-    url_secret: SecretKeyReference
+    """An HTTP POST of a JSON body. confirm-rollout, pre-rollout and confirm-promotion gate their
+    transition (non-2xx: wait and ask again every interval); rollback and post-rollout are
+    delivered until one answers 2xx, without ever delaying the traffic switch; event receives
+    every transition ({"text": ...}, as Slack accepts), once, best effort."""
+
+    type: HookType
+    url_secret: SecretKeyReference = Field(description="The Secret key holding the URL.")
     timeout: Duration = "10s"
 
 
@@ -201,6 +267,16 @@ class CanaryReleaseSpec(ApiModel):
                     "message": "maxWeight needs stepWeight and must not be below it",
                     "fieldPath": ".maxWeight",
                 },
+                {
+                    "rule": "!has(self.router) || self.router.type == 'replicas' || has(self.target.service)",
+                    "message": "gatewayAPI and istio routers need target.service",
+                    "fieldPath": ".target",
+                },
+                {
+                    "rule": "has(self.target.version) || has(self.mlflow)",
+                    "message": "set target.version or mlflow (to resolve the stable version from the alias)",
+                    "fieldPath": ".target",
+                },
             ]
         }
     }
@@ -218,6 +294,10 @@ class CanaryReleaseSpec(ApiModel):
             raise ValueError("set exactly one of stepWeights and stepWeight")
         if self.max_weight is not None and (self.step_weight is None or self.max_weight < self.step_weight):
             raise ValueError("maxWeight needs stepWeight and must not be below it")
+        if self.router.type != "replicas" and self.target.service is None:
+            raise ValueError(f"target.service is required by the {self.router.type} router")
+        if self.target.version is None and self.mlflow is None:
+            raise ValueError("set target.version, or mlflow to resolve the stable version from the alias")
         return self
 
     def weights(self) -> list[int]:
@@ -228,57 +308,103 @@ class CanaryReleaseSpec(ApiModel):
         top = self.max_weight or 100
         return list(range(self.step_weight, top, self.step_weight)) + [top]
 
+    def release_id(self) -> str:
+        """What identifies a release: a hash of the candidate, so a changed candidate is a new release."""
+        text = json.dumps(self.candidate.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def candidate_version(self) -> str:
+        """The candidate pods' `version` label (their MODEL_VERSION): the registry version, or for an
+        image-only candidate a label derived from the release."""
+        return self.candidate.model_version or f"image-{self.release_id()[:8]}"
+
 
 class CheckCounters(ApiModel):
+    """Checks of the current release by outcome; the consecutive ones drive the limits."""
+
+    checks: int = 0
+    passed: int = 0
     failed: int = 0
     no_data: int = 0
     query_error: int = 0
-    consecutive_query_error: int = 0
     inconclusive: int = 0
+    consecutive_query_error: int = 0
+    consecutive_inconclusive: int = Field(default=0, description="In the current step.")
 
 
 class CanaryAnalysisRecord(ApiModel):
+    """The last judgement of one metric: candidate value, stable baseline, test and verdict."""
+
     metric: str
     time: datetime
-    verdict: Literal["Pass", "Fail", "NoData", "QueryError", "Inconclusive"]
+    verdict: CheckVerdict
     value: float | None = None
     baseline: float | None = None
+    samples: int | None = None
+    baseline_samples: int | None = None
     pvalue: float | None = None
     effect: float | None = None
+    threshold: float | None = Field(default=None, description="The limit crossed, or the tolerance.")
     message: str = ""
 
 
 class RollbackReason(ApiModel):
-    metric: str
+    """Why a release was rolled back, in fields and in one line (``message``)."""
+
+    reason: Literal["MetricFailed", "NoData", "QueryErrors", "Aborted"]
     step: int
     weight: int
     time: datetime
+    metric: str | None = None
     value: float | None = None
     baseline: float | None = None
     threshold: float | None = None
     message: str
 
 
+class PromotionProgress(ApiModel):
+    """Where a promotion stands; every one-time effect is recorded here before it is made."""
+
+    stage: PromotionStage
+    started: datetime
+    previous_alias_version: str | None = Field(default=None, description="Holder of the alias before the move.")
+    alias_recorded: bool = Field(default=False, description="previousAliasVersion is known (it may be none).")
+    alias_moved: bool = False
+    restarted_at: str | None = Field(default=None, description="Value of the stable's restart annotation.")
+
+
 class ReleaseRecord(ApiModel):
     version: str | None = None
     image: str | None = None
-    outcome: Literal["Promoted", "RolledBack", "Aborted", "Failed"]
+    outcome: Literal["Promoted", "RolledBack"]
+    started: datetime | None = None
     time: datetime
     message: str = ""
 
 
 class CanaryReleaseStatus(ApiModel):
+    """Everything needed to resume a release lives here: a restarted operator continues from it."""
+
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     phase: CanaryPhase | None = None
-    canary_weight: int | None = None
-    actual_weight: float | None = Field(default=None, description="Weight achieved, e.g. by replica ratio.")
-    current_step: int | None = None
-    step_started: datetime | None = None
+    release: str | None = Field(default=None, description="The release in flight: a hash of spec.candidate.")
+    started: datetime | None = None
+    stable_version: str | None = None
+    candidate_version: str | None = None
     candidate_deployment: str | None = None
-    counters: CheckCounters | None = None
+    canary_weight: int | None = Field(default=None, description="Traffic percent the current phase wants on the candidate.")
+    actual_weight: float | None = Field(
+        default=None, description="Traffic percent on the candidate as last observed (replica ratio or route weight)."
+    )
+    current_step: int | None = Field(default=None, description="1-based; 0 before the first step.")
+    steps: int | None = None
+    step_started: datetime | None = Field(default=None, description="When the candidate was ready at this step's weight.")
+    next_check: datetime | None = Field(default=None, description="No check (or webhook retry) before this time.")
+    last_check: CheckVerdict | None = Field(default=None, description="Outcome of the last check, its worst metric.")
+    counters: CheckCounters = Field(default_factory=CheckCounters)
     last_analysis: list[CanaryAnalysisRecord] = Field(default_factory=list)
     rollback: RollbackReason | None = None
-    previous_alias_version: str | None = None
+    promotion: PromotionProgress | None = None
+    hooks_done: list[HookType] = Field(default_factory=list, description="Gates passed and hooks delivered.")
     history: list[ReleaseRecord] = Field(default_factory=list, max_length=20)
-    state: dict[str, Any] = Field(default_factory=dict, description="Resume state of in-flight actions.")

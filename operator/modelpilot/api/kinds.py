@@ -118,10 +118,11 @@ CANARY_RELEASE: Kind[CanaryReleaseSpec, CanaryReleaseStatus] = Kind(
     status=CanaryReleaseStatus,
     printer_columns=(
         _column("Model", ".spec.model"),
-        _column("Candidate", ".spec.candidate.modelVersion"),
+        _column("Candidate", ".status.candidateVersion"),
         _READY,
         _column("Phase", ".status.phase"),
         _column("Weight", ".status.canaryWeight", "integer", "Traffic percent on the candidate"),
+        _column("Actual", ".status.actualWeight", "number", "Traffic percent achieved", priority=1),
         _column("Step", ".status.currentStep", "integer", priority=1),
         _REASON,
         _AGE,

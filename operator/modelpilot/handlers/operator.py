@@ -41,7 +41,7 @@ def run_operator(
     verbose: bool = False,
 ) -> int:
     """Run until interrupted; returns the process exit code."""
-    from . import admission, monitor, retrain  # noqa: F401  (registers the handlers)
+    from . import admission, canary, monitor, retrain  # noqa: F401  (registers the handlers)
 
     if metrics_port:
         REGISTRY.register(STATES)

@@ -8,7 +8,8 @@ import kopf
 
 from modelpilot.api import GROUP, RETRAIN_POLICY, VERSION, SpecError, load_spec, load_status, now_utc
 from modelpilot.reconcile import merge_patch
-from modelpilot.reconcile.retrain import Owner, plan_retrain
+from modelpilot.reconcile.owners import PolicyRef
+from modelpilot.reconcile.retrain import plan_retrain
 from modelpilot.sources.training import apply_retrain_actions, gather_retrain_observations
 
 from .metrics import STATES
@@ -27,7 +28,7 @@ async def reconcile_policy(body: kopf.Body, spec: kopf.Spec, status: kopf.Status
     previous = load_status(RETRAIN_POLICY, status)
     namespace = meta["namespace"]
     observations = await gather_retrain_observations(policy, previous, namespace=namespace, annotations=dict(meta.annotations))
-    owner = Owner(meta["name"], namespace, meta["uid"])
+    owner = PolicyRef(namespace, meta["name"], meta["uid"])
     decision = plan_retrain(policy, previous, observations, owner=owner, generation=meta.get("generation"), now=now_utc())
     error = await apply_retrain_actions(policy, namespace, decision.actions)
     if error is not None:

@@ -37,10 +37,10 @@ from modelpilot.sources.training import (
 )
 
 from .conditions import EventToPost, set_condition
+from .owners import PolicyRef
 from .schedule import next_cron_time
 
 __all__ = [
-    "Owner",
     "RetrainDecision",
     "build_canary",
     "build_training_job",
@@ -60,29 +60,10 @@ class RetrainDecision:
     events: list[EventToPost] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Owner:
-    """The policy as owner of what it creates."""
-
-    name: str
-    namespace: str
-    uid: str
-
-    def reference(self) -> dict[str, Any]:
-        return {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RetrainPolicy",
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-
 # --- builders ------------------------------------------------------------------------------
 
 
-def build_training_job(spec: RetrainPolicySpec, owner: Owner, run: RunStatus, now: datetime) -> dict[str, Any]:
+def build_training_job(spec: RetrainPolicySpec, owner: PolicyRef, run: RunStatus, now: datetime) -> dict[str, Any]:
     """The batch/v1 Job of one training attempt: the spec's pod template plus the contract env."""
     window = parse_duration(spec.training.data_window)
     hyper = spec.training.hyperparameters
@@ -121,7 +102,7 @@ def build_training_job(spec: RetrainPolicySpec, owner: Owner, run: RunStatus, no
             "namespace": owner.namespace,
             "labels": {**labels, "modelpilot.dev/trigger": run.trigger},
             "annotations": {"modelpilot.dev/trigger-reason": run.reason[:1000], "modelpilot.dev/attempt": str(run.attempt)},
-            "ownerReferences": [owner.reference()],
+            "ownerReferences": [owner.owner_reference()],
         },
         "spec": {"backoffLimit": spec.training.backoff_limit, "template": template},
     }
@@ -130,7 +111,7 @@ def build_training_job(spec: RetrainPolicySpec, owner: Owner, run: RunStatus, no
     return job
 
 
-def build_canary(spec: RetrainPolicySpec, owner: Owner, version: str) -> dict[str, Any]:
+def build_canary(spec: RetrainPolicySpec, owner: PolicyRef, version: str) -> dict[str, Any]:
     """The CanaryRelease for a candidate version, from the policy's template; validated here so
     a template mistake is reported on the policy, naming the field."""
     template = dict(spec.deployment.canary_template)
@@ -151,7 +132,7 @@ def build_canary(spec: RetrainPolicySpec, owner: Owner, version: str) -> dict[st
             "name": f"{owner.name}-v{version}",
             "namespace": owner.namespace,
             "labels": {"app.kubernetes.io/managed-by": "modelpilot", "modelpilot.dev/retrain-policy": owner.name},
-            "ownerReferences": [owner.reference()],
+            "ownerReferences": [owner.owner_reference()],
         },
         "spec": body,
     }
@@ -322,7 +303,7 @@ def plan_retrain(
     status: RetrainPolicyStatus,
     obs: RetrainObservations,
     *,
-    owner: Owner,
+    owner: PolicyRef,
     generation: int | None,
     now: datetime,
 ) -> RetrainDecision:
@@ -387,7 +368,7 @@ def _progress(
     spec: RetrainPolicySpec,
     status: RetrainPolicyStatus,
     obs: RetrainObservations,
-    owner: Owner,
+    owner: PolicyRef,
     now: datetime,
     actions: list[Action],
     events: list[EventToPost],
@@ -424,7 +405,7 @@ def _progress(
 
 
 def _register(
-    spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, owner: Owner, now: datetime,
+    spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, owner: PolicyRef, now: datetime,
     actions: list[Action], events: list[EventToPost],
 ) -> tuple[RetrainPolicyStatus, str]:
     run = status.current_run
@@ -458,7 +439,7 @@ def _register(
 
 
 def _deploying(
-    spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, owner: Owner, now: datetime,
+    spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, owner: PolicyRef, now: datetime,
     actions: list[Action], events: list[EventToPost],
 ) -> tuple[RetrainPolicyStatus, str]:
     version = status.candidate_version

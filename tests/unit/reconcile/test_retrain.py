@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 from modelpilot.api import RETRAIN_POLICY, load_spec
 from modelpilot.api.retrain import RetrainPolicyStatus
 from modelpilot.reconcile import find_condition
-from modelpilot.reconcile.retrain import Owner, plan_retrain
+from modelpilot.reconcile.owners import PolicyRef
+from modelpilot.reconcile.retrain import plan_retrain
 from modelpilot.sources.training import (
     CreateCanary,
     CreateJob,
@@ -21,7 +22,7 @@ from modelpilot.sources.training import (
 )
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
-OWNER = Owner("fraud", "ml", "uid-1")
+OWNER = PolicyRef("ml", "fraud", "uid-1")
 BASE = {
     "model": "fraud-detector",
     "monitorRef": {"name": "fraud"},

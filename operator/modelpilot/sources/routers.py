@@ -1,0 +1,241 @@
+"""Traffic routers of a CanaryRelease: how a candidate weight becomes traffic.
+
+One interface, three implementations. ``replicas`` needs no mesh: stable and candidate pods sit
+behind the stable Service, which spreads requests over ready pods, so the replica counts are the
+weights. ``gatewayAPI`` and ``istio`` write the weights into an HTTPRoute's backendRefs or a
+VirtualService's route. The route objects belong to someone else (a GitOps tool): only the weight
+entries of the stable backend, the candidate backend and the optional header rule are written,
+read-modify-write under the object's resourceVersion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from modelpilot.api.canary import CanaryReleaseSpec, HeaderMatch, RouterSpec
+
+from .kubernetes import api_client
+
+__all__ = [
+    "HTTPROUTE",
+    "VIRTUALSERVICE",
+    "RouteObject",
+    "Router",
+    "candidate_replicas",
+    "candidate_name",
+    "router_for",
+    "weighted_http_route",
+    "weighted_virtual_service",
+]
+
+
+@dataclass(frozen=True)
+class RouteObject:
+    """Group, version and plural of a routing custom resource."""
+
+    group: str
+    version: str
+    plural: str
+
+
+HTTPROUTE = RouteObject("gateway.networking.k8s.io", "v1", "httproutes")
+VIRTUALSERVICE = RouteObject("networking.istio.io", "v1", "virtualservices")
+
+
+def candidate_name(release: str) -> str:
+    """Name of the candidate Deployment and of its Service."""
+    return f"{release}-candidate"
+
+
+def candidate_replicas(router: RouterSpec, weight: int, stable_replicas: int) -> int:
+    """Candidate replicas while the candidate is analysed at ``weight`` percent.
+
+    ``replicas``: c = round(s * w / (100 - w)) so that c / (s + c) is as close to w as whole pods
+    allow, at least 1, at most ``maxCandidateReplicas`` (default s). The mesh routers keep the
+    candidate at the stable's capacity from the start: weights then move without waiting for pods.
+    """
+    if router.type != "replicas":
+        return max(stable_replicas, 1)
+    if weight <= 0:
+        return 0
+    cap = router.max_candidate_replicas or max(stable_replicas, 1)
+    if weight >= 100:
+        return cap
+    # floor(x + 0.5), not round(): Python rounds halves to even, and 0.5 must give a pod.
+    return min(cap, max(1, math.floor(stable_replicas * weight / (100 - weight) + 0.5)))
+
+
+def _is_service_ref(ref: Mapping[str, Any], name: str) -> bool:
+    return ref.get("name") == name and ref.get("kind", "Service") == "Service" and not ref.get("group")
+
+
+def weighted_http_route(
+    rules: Sequence[Mapping[str, Any]], *, stable: str, candidate: str, weight: int, header: HeaderMatch | None
+) -> list[dict[str, Any]]:
+    """An HTTPRoute's rules with ``weight`` percent of every rule that serves ``stable`` sent to
+    ``candidate``; other backends and rules are left as they are.
+
+    With ``header``, a rule matching the header (on each of the stable rule's matches) sends to the
+    candidate alone, ahead of the weighted rule. At weight 0 the candidate backend and the header
+    rule are removed, which gives back the route as it was but for the stable weight.
+    """
+    result: list[dict[str, Any]] = []
+    for rule in rules:
+        refs = list(rule.get("backendRefs") or [])
+        if refs and all(_is_service_ref(r, candidate) for r in refs):
+            continue  # the header rule written earlier: rebuilt below when still wanted
+        stable_ref = next((r for r in refs if _is_service_ref(r, stable)), None)
+        if stable_ref is None:
+            result.append(copy.deepcopy(dict(rule)))
+            continue
+        port = {"port": stable_ref["port"]} if "port" in stable_ref else {}
+        others = [copy.deepcopy(dict(r)) for r in refs if r is not stable_ref and not _is_service_ref(r, candidate)]
+        weighted = [{**copy.deepcopy(dict(stable_ref)), "weight": 100 - weight}]
+        if weight > 0:
+            weighted.append({"name": candidate, **port, "weight": weight})
+            if header is not None:
+                matches = rule.get("matches") or [{}]
+                exact = {"type": "Exact", "name": header.name, "value": header.value}
+                result.append({
+                    "matches": [{**copy.deepcopy(dict(m)), "headers": [*m.get("headers", []), exact]} for m in matches],
+                    "backendRefs": [{"name": candidate, **port}],
+                })
+        result.append({**copy.deepcopy(dict(rule)), "backendRefs": weighted + others})
+    return result
+
+
+def _is_host(destination: Mapping[str, Any], service: str) -> bool:
+    host = destination.get("host", "")
+    return host == service or host.startswith(f"{service}.")
+
+
+def weighted_virtual_service(
+    http: Sequence[Mapping[str, Any]], *, stable: str, candidate: str, weight: int, header: HeaderMatch | None
+) -> list[dict[str, Any]]:
+    """A VirtualService's http routes, weighted as :func:`weighted_http_route` weights an HTTPRoute."""
+    result: list[dict[str, Any]] = []
+    for route in http:
+        destinations = list(route.get("route") or [])
+        if destinations and all(_is_host(d.get("destination", {}), candidate) for d in destinations):
+            continue
+        stable_dest = next((d for d in destinations if _is_host(d.get("destination", {}), stable)), None)
+        if stable_dest is None:
+            result.append(copy.deepcopy(dict(route)))
+            continue
+        port = {"port": stable_dest["destination"]["port"]} if "port" in stable_dest["destination"] else {}
+        others = [
+            copy.deepcopy(dict(d)) for d in destinations
+            if d is not stable_dest and not _is_host(d.get("destination", {}), candidate)
+        ]
+        weighted = [{**copy.deepcopy(dict(stable_dest)), "weight": 100 - weight}]
+        if weight > 0:
+            weighted.append({"destination": {"host": candidate, **port}, "weight": weight})
+            if header is not None:
+                matches = route.get("match") or [{}]
+                exact = {header.name: {"exact": header.value}}
+                result.append({
+                    "match": [{**copy.deepcopy(dict(m)), "headers": {**m.get("headers", {}), **exact}} for m in matches],
+                    "route": [{"destination": {"host": candidate, **port}}],
+                })
+        result.append({**copy.deepcopy(dict(route)), "route": weighted + others})
+    return result
+
+
+class Router(ABC):
+    """Reads and writes the traffic split of one release."""
+
+    @abstractmethod
+    async def read_weight(self, stable_ready: int, candidate_ready: int) -> float | None:
+        """Percent of traffic on the candidate as things stand; None when nothing serves."""
+
+    @abstractmethod
+    async def set_weight(self, weight: int) -> None:
+        """Send ``weight`` percent of traffic to the candidate; a no-op when already so."""
+
+
+class ReplicaRouter(Router):
+    """The stable Service spreads requests over ready pods, so ready replicas are the weights."""
+
+    async def read_weight(self, stable_ready: int, candidate_ready: int) -> float | None:
+        total = stable_ready + candidate_ready
+        return 100.0 * candidate_ready / total if total else None
+
+    async def set_weight(self, weight: int) -> None:
+        return None  # the candidate's replica count, applied with its Deployment, is the weight
+
+
+class RouteRouter(Router):
+    """Weights in a route object: an HTTPRoute (Gateway API) or a VirtualService (Istio)."""
+
+    def __init__(self, kind: RouteObject, name: str, namespace: str, *, stable: str, candidate: str, header: HeaderMatch | None):
+        self.kind, self.name, self.namespace = kind, name, namespace
+        self.stable, self.candidate, self.header = stable, candidate, header
+
+    @property
+    def _field(self) -> str:
+        return "rules" if self.kind is HTTPROUTE else "http"
+
+    def _weighted(self, entries: Sequence[Mapping[str, Any]], weight: int) -> list[dict[str, Any]]:
+        edit = weighted_http_route if self.kind is HTTPROUTE else weighted_virtual_service
+        return edit(entries, stable=self.stable, candidate=self.candidate, weight=weight, header=self.header)
+
+    def _get(self) -> dict[str, Any]:
+        api = kubernetes.client.CustomObjectsApi(api_client())
+        return api.get_namespaced_custom_object(
+            self.kind.group, self.kind.version, self.namespace, self.kind.plural, self.name, _request_timeout=10
+        )
+
+    async def read_weight(self, stable_ready: int, candidate_ready: int) -> float | None:
+        body = await asyncio.to_thread(self._get)
+        for entry in body.get("spec", {}).get(self._field) or []:
+            if self.kind is HTTPROUTE:
+                weights = {r.get("name"): float(r.get("weight", 1)) for r in entry.get("backendRefs") or []}
+            else:
+                weights = {d.get("destination", {}).get("host"): float(d.get("weight", 100)) for d in entry.get("route") or []}
+            if self.stable in weights:
+                total = sum(weights.values())
+                return 100.0 * weights.get(self.candidate, 0.0) / total if total else None
+        return None
+
+    async def set_weight(self, weight: int) -> None:
+        await asyncio.to_thread(self._set, weight)
+
+    def _set(self, weight: int) -> None:
+        body = self._get()
+        entries = body.get("spec", {}).get(self._field) or []
+        wanted = self._weighted(entries, weight)
+        if wanted == entries:
+            return
+        api = kubernetes.client.CustomObjectsApi(api_client())
+        # The resourceVersion makes the write conditional: a concurrent edit (a GitOps sync) wins,
+        # and the next tick writes the weights again on top of it.
+        patch = {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "spec": {self._field: wanted}}
+        try:
+            api.patch_namespaced_custom_object(
+                self.kind.group, self.kind.version, self.namespace, self.kind.plural, self.name, patch, _request_timeout=10
+            )
+        except ApiException as err:
+            if err.status != 409:
+                raise
+
+
+def router_for(spec: CanaryReleaseSpec, namespace: str, release: str) -> Router:
+    """The router ``spec.router`` names."""
+    router = spec.router
+    if router.type == "replicas":
+        return ReplicaRouter()
+    assert spec.target.service is not None  # the spec validator demands it for these routers
+    kind, ref = (HTTPROUTE, router.http_route) if router.type == "gatewayAPI" else (VIRTUALSERVICE, router.virtual_service)
+    assert ref is not None
+    return RouteRouter(
+        kind, ref.name, namespace, stable=spec.target.service, candidate=candidate_name(release),
+        header=router.header_match,
+    )
