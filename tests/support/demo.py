@@ -63,11 +63,13 @@ def _all_ready(cluster: Cluster) -> bool:
 
 
 def _examples_for(prometheus_url: str) -> str:
-    """examples/ as applied here: the monitor reads the demo Prometheus, whose history has a
+    """examples/ as applied here: the monitor and the canary read the demo Prometheus, whose history has a
     15-minute step, so its short windows are widened to hold samples and its baseline is
     the week before the drift."""
     documents = [d for p in sorted((REPO / "examples").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
     for document in documents:
+        if document["kind"] == "CanaryRelease":
+            document["spec"]["analysis"]["prometheus"]["url"] = prometheus_url
         if document["kind"] == "ModelMonitor":
             spec = document["spec"]
             spec["prometheus"]["url"] = prometheus_url
