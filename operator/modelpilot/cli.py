@@ -260,7 +260,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args))
+    from modelpilot.sources.kubernetes import NoCluster
+
+    try:
+        return int(args.func(args))
+    except NoCluster as err:
+        print(f"modelpilot {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,7 +16,11 @@ from kubernetes.client.exceptions import ApiException
 
 from modelpilot.api import GROUP, VERSION
 
-__all__ = ["KubernetesReader", "ObjectMissing", "api_client", "get_resource", "patch_resource"]
+__all__ = ["KubernetesReader", "NoCluster", "ObjectMissing", "api_client", "get_resource", "patch_resource"]
+
+
+class NoCluster(Exception):
+    """Neither an in-cluster configuration nor a kubeconfig."""
 
 
 class ObjectMissing(Exception):
@@ -29,7 +33,10 @@ def api_client() -> kubernetes.client.ApiClient:
     try:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        try:
+            kubernetes.config.load_kube_config()
+        except (kubernetes.config.ConfigException, OSError) as err:
+            raise NoCluster(f"no Kubernetes configuration: set KUBECONFIG or run inside a cluster ({err})") from None
     return kubernetes.client.ApiClient()
 
 

@@ -1,0 +1,26 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize("command", [["retrain", "history", "x"], ["canary", "abort", "x"]])
+def test_commands_that_need_a_cluster_say_so_without_a_traceback(command: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "missing"), "HOME": str(tmp_path)}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    result = subprocess.run([sys.executable, "-m", "modelpilot.cli", *command], env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "no Kubernetes configuration: set KUBECONFIG" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_refuses_an_invalid_monitor_naming_the_field(tmp_path: Path) -> None:
+    manifest = tmp_path / "monitor.yaml"
+    manifest.write_text(
+        "kind: ModelMonitor\nmetadata: {name: m}\nspec: {model: {name: m}, prometheus: {url: 'http://p:9090'}, interval: soon}\n"
+    )
+    result = subprocess.run([sys.executable, "-m", "modelpilot.cli", "check", "-f", str(manifest)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "spec.interval" in result.stderr and "duration" in result.stderr
