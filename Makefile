@@ -48,8 +48,10 @@ integration: deps
 demo: deps
 	$(PY) -m tests.support.demo
 
-bench: deps
-	$(PY) -m bench
+# Benchmarks beside their peers (installed by bench/ into their own virtualenv, never into
+# $(VENV)); `make bench BENCH_ARGS=--quick` for the short run. Figures: bench/results/latest.json.
+bench: venv prometheus controlplane
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
