@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special, stats
+from scipy import special
 
 __all__ = ["BinComparison", "compare_bins", "counts_vector"]
 
@@ -117,5 +117,6 @@ def compare_bins(
 
     expected = np.outer([n_ref, n_cur], ref + cur) / total
     chi2 = float(np.sum((np.vstack([ref, cur]) - expected) ** 2 / expected))
-    chi2_pvalue = float(stats.chi2.sf(chi2, bins - 1))
+    # chdtrc is chi2.sf without the distribution object's overhead: 28% of a feature test.
+    chi2_pvalue = float(special.chdtrc(bins - 1, chi2))
     return BinComparison(bins, psi, psi_expected, js, chi2, chi2_pvalue)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import json
 import re
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping
@@ -35,6 +38,20 @@ class Series:
 
     labels: Mapping[str, str]
     points: tuple[tuple[float, float], ...]
+
+
+# Queries of every monitor share these threads; at most this many are in flight at once.
+CONCURRENT_QUERIES = 16
+_EXECUTOR = ThreadPoolExecutor(max_workers=CONCURRENT_QUERIES, thread_name_prefix="prometheus")
+_SLOTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _slots() -> asyncio.Semaphore:
+    """The semaphore of the running event loop (`modelpilot check` runs one loop per file)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _SLOTS:
+        _SLOTS[loop] = asyncio.Semaphore(CONCURRENT_QUERIES)
+    return _SLOTS[loop]
 
 
 class QueryFailed(Exception):
@@ -83,9 +100,12 @@ class PrometheusClient:
 
     async def _call(self, query: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            # The library is synchronous; a thread keeps the operator's event loop free, and
-            # the outer timeout bounds a server that accepts the connection but never answers.
-            return await asyncio.wait_for(asyncio.to_thread(function, *args, **kwargs), self.timeout + 1)
+            # The library is synchronous; threads keep the operator's event loop free. The
+            # timeout starts once a thread takes the query (waiting for a free one is not the
+            # server's fault), and bounds a server that accepts the connection but never answers.
+            async with _slots():
+                call = functools.partial(function, *args, **kwargs)
+                return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(_EXECUTOR, call), self.timeout + 1)
         except (asyncio.TimeoutError, requests.Timeout):
             raise QueryFailed("Timeout", f"Prometheus at {self.url} did not answer within {self.timeout:g}s", query) from None
         except requests.ConnectionError:
