@@ -37,7 +37,7 @@ async def progress_release(body: kopf.Body, meta: kopf.Meta, logger: logging.Log
     needs = observation_needs(spec, previous, ref=ref, now=now)
     observations = await CLUSTER.observe(spec, needs, namespace=ref.namespace, release=ref.name)
     result = reconcile_canary(spec, previous, observations, ref=ref, generation=stored["metadata"]["generation"], now=now)
-    patch = merge_patch(stored.get("status") or {}, result.status.model_dump(mode="json", by_alias=True, exclude_none=True))
+    patch = merge_patch(stored.get("status") or {}, result.status.to_body())
     if patch and not await CLUSTER.write_status(ref.namespace, ref.name, stored["metadata"]["resourceVersion"], patch):
         return  # someone wrote in between: decide again from the fresh status next tick
     failures = await CLUSTER.apply(spec, result.plan, namespace=ref.namespace, release=ref.name) if result.plan else []

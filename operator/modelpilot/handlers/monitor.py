@@ -36,7 +36,7 @@ async def evaluate_when_due(body: kopf.Body, spec: kopf.Spec, status: kopf.Statu
     observations = await gather_monitor_observations(monitor, namespace=namespace, at=now, kube=KUBE)
     # The statistics are CPU work: keep them off the event loop that serves every other resource.
     result = await asyncio.to_thread(evaluate_monitor, monitor, observations, previous, generation=generation, now=now)
-    patch.status.update(merge_patch(dict(status), result.status.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    patch.status.update(merge_patch(dict(status), result.status.to_body()))
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     MONITORS.update(namespace, name, monitor.model.name, result.status)

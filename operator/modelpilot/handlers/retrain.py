@@ -34,7 +34,7 @@ async def reconcile_policy(body: kopf.Body, spec: kopf.Spec, status: kopf.Status
     if error is not None:
         kopf.warn(body, reason="RegistryUnavailable", message=error)
         return  # nothing recorded: the next tick decides again from the same status
-    patch.status.update(merge_patch(dict(status), decision.status.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    patch.status.update(merge_patch(dict(status), decision.status.to_body()))
     for event in decision.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     STATES.update(RETRAIN_POLICY.kind, namespace, meta["name"], decision.status.conditions)
