@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
+from itertools import pairwise
 from types import MappingProxyType
-from typing import Annotated, Literal, Mapping
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from .common import (
     ApiModel,
@@ -18,6 +20,7 @@ from .common import (
     MlflowSettings,
     PrometheusEndpoint,
     PromQLTemplate,
+    Rule,
     SecretKeyReference,
 )
 
@@ -60,7 +63,7 @@ DEFAULT_TOLERANCE: Mapping[str, float] = MappingProxyType({"error-rate": 0.01, "
 class TargetSpec(ApiModel):
     """The stable serving Deployment and the Service in front of it (read, never owned)."""
 
-    deployment: str = Field(min_length=1)
+    deployment: str = Field(min_length=1, description="Name of the stable Deployment.")
     service: str | None = Field(
         default=None, min_length=1, description="The stable Service; the backend gatewayAPI and istio routers weight."
     )
@@ -73,42 +76,44 @@ class TargetSpec(ApiModel):
 
 
 class EnvVar(ApiModel):
-    name: str = Field(min_length=1)
-    value: str = ""
+    """An environment variable of the candidate's model container."""
+
+    name: str = Field(min_length=1, description="Name of the variable.")
+    value: str = Field(default="", description="Its value.")
 
 
 class CandidateSpec(ApiModel):
     """The candidate: a registry version and/or an image with env and args overrides."""
 
     model_version: str | None = Field(default=None, min_length=1, description="MLflow version of the candidate.")
-    image: str | None = Field(default=None, min_length=1)
-    env: list[EnvVar] = Field(default_factory=list)
-    args: list[str] | None = None
+    image: str | None = Field(default=None, min_length=1, description="Image of the candidate's model container.")
+    env: list[EnvVar] = Field(default_factory=list, description="Environment variables set on the candidate's model container.")
+    args: list[str] | None = Field(default=None, description="Arguments replacing the model container's args.")
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {"rule": "has(self.modelVersion) || has(self.image)", "message": "set modelVersion or image"}
-            ]
-        }
-    }
-
-    @model_validator(mode="after")
-    def _something_changes(self) -> CandidateSpec:
-        if self.model_version is None and self.image is None:
-            raise ValueError("candidate needs modelVersion or image")
-        return self
+    rules: ClassVar[tuple[Rule[CandidateSpec], ...]] = (
+        Rule(
+            "has(self.modelVersion) || has(self.image)",
+            "set modelVersion or image",
+            lambda candidate: candidate.model_version is not None or candidate.image is not None,
+        ),
+    )
 
 
 class HeaderMatch(ApiModel):
-    name: str = Field(min_length=1)
-    value: str = Field(min_length=1)
+    """An HTTP header that routes a request to the candidate."""
+
+    name: str = Field(min_length=1, description="Header name.")
+    value: str = Field(min_length=1, description="Exact header value.")
 
 
 class RouterSpec(ApiModel):
     """How traffic is split between stable and candidate."""
 
-    type: Literal["replicas", "gatewayAPI", "istio"] = "replicas"
+    type: Literal["replicas", "gatewayAPI", "istio"] = Field(
+        default="replicas",
+        description="replicas (split by the ratio of candidate to stable pods behind one Service), gatewayAPI (an "
+        "HTTPRoute's backend weights) or istio (a VirtualService's route weights). Default replicas.",
+    )
     http_route: LocalObjectReference | None = Field(default=None, description="gatewayAPI: the HTTPRoute to weight.")
     virtual_service: LocalObjectReference | None = Field(default=None, description="istio: the VirtualService.")
     header_match: HeaderMatch | None = Field(
@@ -121,30 +126,33 @@ class RouterSpec(ApiModel):
         "count, so a release at most doubles the serving capacity.",
     )
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {"rule": "self.type != 'gatewayAPI' || has(self.httpRoute)", "message": "gatewayAPI needs httpRoute"},
-                {"rule": "self.type != 'istio' || has(self.virtualService)", "message": "istio needs virtualService"},
-                {"rule": "self.type != 'replicas' || !has(self.headerMatch)", "message": "replicas cannot match headers"},
-            ]
-        }
-    }
-
-    @model_validator(mode="after")
-    def _router_objects(self) -> RouterSpec:
-        if self.type == "gatewayAPI" and self.http_route is None:
-            raise ValueError("router.httpRoute is required for type gatewayAPI")
-        if self.type == "istio" and self.virtual_service is None:
-            raise ValueError("router.virtualService is required for type istio")
-        if self.type == "replicas" and self.header_match is not None:
-            raise ValueError("router.headerMatch needs a gatewayAPI or istio router")
-        return self
+    rules: ClassVar[tuple[Rule[RouterSpec], ...]] = (
+        Rule(
+            "self.type != 'gatewayAPI' || has(self.httpRoute)",
+            "httpRoute is required by a gatewayAPI router",
+            lambda router: router.type != "gatewayAPI" or router.http_route is not None,
+            ".httpRoute",
+        ),
+        Rule(
+            "self.type != 'istio' || has(self.virtualService)",
+            "virtualService is required by an istio router",
+            lambda router: router.type != "istio" or router.virtual_service is not None,
+            ".virtualService",
+        ),
+        Rule(
+            "self.type != 'replicas' || !has(self.headerMatch)",
+            "headerMatch needs a gatewayAPI or istio router",
+            lambda router: router.type != "replicas" or router.header_match is None,
+            ".headerMatch",
+        ),
+    )
 
 
 class ThresholdRange(ApiModel):
-    min: float | None = None
-    max: float | None = None
+    """Absolute limits on a metric's value; the check fails outside them."""
+
+    min: float | None = Field(default=None, description="Lowest acceptable value.")
+    max: float | None = Field(default=None, description="Highest acceptable value.")
 
 
 class AnalysisMetric(ApiModel):
@@ -158,8 +166,10 @@ class AnalysisMetric(ApiModel):
     sample size, so it is not tested against stable.
     """
 
-    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    builtin: Builtin | None = None
+    name: str = Field(
+        min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Name of the check, in status and Events."
+    )
+    builtin: Builtin | None = Field(default=None, description="error-rate, latency or accuracy.")
     query: PromQLTemplate | None = None
     threshold_range: ThresholdRange | None = None
     tolerance: float | None = Field(
@@ -176,28 +186,27 @@ class AnalysisMetric(ApiModel):
             return self.tolerance
         return DEFAULT_TOLERANCE[self.builtin] if self.builtin else 0.0
 
-    @model_validator(mode="after")
-    def _builtin_or_query(self) -> AnalysisMetric:
-        if (self.builtin is None) == (self.query is None):
-            raise ValueError(f"metric {self.name!r}: set exactly one of builtin and query")
-        return self
-
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {"rule": "has(self.builtin) != has(self.query)", "message": "set exactly one of builtin and query"}
-            ]
-        }
-    }
+    rules: ClassVar[tuple[Rule[AnalysisMetric], ...]] = (
+        Rule(
+            "has(self.builtin) != has(self.query)",
+            "set exactly one of builtin and query",
+            lambda metric: (metric.builtin is None) != (metric.query is None),
+        ),
+    )
 
 
 class AnalysisSpec(ApiModel):
+    """How each step's candidate is judged."""
+
     prometheus: PrometheusEndpoint
-    window: Duration = "5m"
+    window: Duration = Field(default="5m", description="Window each check looks back over. Default 5m.")
     metrics: list[AnalysisMetric] = Field(
-        default_factory=lambda: [AnalysisMetric(name="error-rate", builtin="error-rate")], min_length=1, max_length=32
+        default_factory=lambda: [AnalysisMetric(name="error-rate", builtin="error-rate")],
+        min_length=1,
+        max_length=32,
+        description="The checks; all must pass. Default: error-rate alone.",
     )
-    alpha: float = Field(default=0.05, gt=0, lt=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of the comparisons with stable. Default 0.05.")
     failure_limit: int = Field(default=1, ge=1, description="Failed checks in a release before rollback.")
     consecutive_query_error_limit: int = Field(
         default=0, ge=0, description="Checks in a row with a failed query before rollback; 0 holds forever."
@@ -209,8 +218,7 @@ class AnalysisSpec(ApiModel):
     inconclusive_limit: int = Field(
         default=3,
         ge=1,
-        description="Inconclusive checks in a row within a step after which the next check decides on "
-        "thresholds alone.",
+        description="Inconclusive checks in a row within a step after which the next check decides on thresholds alone.",
     )
 
 
@@ -220,9 +228,9 @@ class Webhook(ApiModel):
     delivered until one answers 2xx, without ever delaying the traffic switch; event receives
     every transition ({"text": ...}, as Slack accepts), once, best effort."""
 
-    type: HookType
+    type: HookType = Field(description="confirm-rollout, pre-rollout, confirm-promotion, post-rollout, rollback or event.")
     url_secret: SecretKeyReference = Field(description="The Secret key holding the URL.")
-    timeout: Duration = "10s"
+    timeout: Duration = Field(default="10s", description="Timeout of each delivery. Default 10s.")
 
 
 class CanaryReleaseSpec(ApiModel):
@@ -239,66 +247,55 @@ class CanaryReleaseSpec(ApiModel):
         description="Candidate traffic percent at each step, strictly ascending.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    step_weight: int | None = Field(default=None, ge=1, le=100)
-    max_weight: int | None = Field(default=None, ge=1, le=100)
-    interval: Duration = "1m"
+    step_weight: int | None = Field(
+        default=None, ge=1, le=100, description="Candidate traffic percent added at each step; instead of stepWeights."
+    )
+    max_weight: int | None = Field(
+        default=None, ge=1, le=100, description="With stepWeight: the last step's percent. Default 100."
+    )
+    interval: Duration = Field(default="1m", description="Time between checks within a step. Default 1m.")
     analysis: AnalysisSpec
-    promotion: Literal["auto", "manual"] = "auto"
+    promotion: Literal["auto", "manual"] = Field(
+        default="auto", description="auto promotes after the last step; manual waits for spec.promote."
+    )
     promote: bool = Field(default=False, description="Approve a manual promotion.")
     abort: bool = Field(default=False, description="Roll back now.")
     mlflow: MlflowSettings | None = None
     alias: str = Field(default="champion", min_length=1, description="MLflow alias moved at promotion.")
-    webhooks: list[Webhook] = Field(default_factory=list, max_length=16)
+    webhooks: list[Webhook] = Field(default_factory=list, max_length=16, description="Gates and notifications.")
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "!has(self.stepWeights) || self.stepWeights.isSorted()",
-                    "message": "stepWeights must be ascending",
-                    "fieldPath": ".stepWeights",
-                },
-                {
-                    "rule": "has(self.stepWeights) != has(self.stepWeight)",
-                    "message": "set exactly one of stepWeights and stepWeight",
-                },
-                {
-                    "rule": "!has(self.maxWeight) || (has(self.stepWeight) && self.maxWeight >= self.stepWeight)",
-                    "message": "maxWeight needs stepWeight and must not be below it",
-                    "fieldPath": ".maxWeight",
-                },
-                {
-                    "rule": "!has(self.router) || self.router.type == 'replicas' || has(self.target.service)",
-                    "message": "gatewayAPI and istio routers need target.service",
-                    "fieldPath": ".target",
-                },
-                {
-                    "rule": "has(self.target.version) || has(self.mlflow)",
-                    "message": "set target.version or mlflow (to resolve the stable version from the alias)",
-                    "fieldPath": ".target",
-                },
-            ]
-        }
-    }
-
-    @field_validator("step_weights")
-    @classmethod
-    def _ascending(cls, weights: list[int] | None) -> list[int] | None:
-        if weights is not None and any(b <= a for a, b in zip(weights, weights[1:])):
-            raise ValueError(f"stepWeights must be strictly ascending, got {weights}")
-        return weights
-
-    @model_validator(mode="after")
-    def _steps(self) -> CanaryReleaseSpec:
-        if (self.step_weights is None) == (self.step_weight is None):
-            raise ValueError("set exactly one of stepWeights and stepWeight")
-        if self.max_weight is not None and (self.step_weight is None or self.max_weight < self.step_weight):
-            raise ValueError("maxWeight needs stepWeight and must not be below it")
-        if self.router.type != "replicas" and self.target.service is None:
-            raise ValueError(f"target.service is required by the {self.router.type} router")
-        if self.target.version is None and self.mlflow is None:
-            raise ValueError("set target.version, or mlflow to resolve the stable version from the alias")
-        return self
+    rules: ClassVar[tuple[Rule[CanaryReleaseSpec], ...]] = (
+        Rule(
+            # isSorted allows equal neighbours; the list type `set` refuses them.
+            "!has(self.stepWeights) || self.stepWeights.isSorted()",
+            "stepWeights must be strictly ascending",
+            lambda spec: spec.step_weights is None or all(a < b for a, b in pairwise(spec.step_weights)),
+            ".stepWeights",
+        ),
+        Rule(
+            "has(self.stepWeights) != has(self.stepWeight)",
+            "set exactly one of stepWeights and stepWeight",
+            lambda spec: (spec.step_weights is None) != (spec.step_weight is None),
+        ),
+        Rule(
+            "!has(self.maxWeight) || (has(self.stepWeight) && self.maxWeight >= self.stepWeight)",
+            "maxWeight needs stepWeight and must not be below it",
+            lambda spec: spec.max_weight is None or (spec.step_weight is not None and spec.max_weight >= spec.step_weight),
+            ".maxWeight",
+        ),
+        Rule(
+            "!has(self.router) || self.router.type == 'replicas' || has(self.target.service)",
+            "target.service is required by gatewayAPI and istio routers",
+            lambda spec: spec.router.type == "replicas" or spec.target.service is not None,
+            ".target.service",
+        ),
+        Rule(
+            "has(self.target.version) || has(self.mlflow)",
+            "set target.version, or mlflow to resolve the stable version from the alias",
+            lambda spec: spec.target.version is not None or spec.mlflow is not None,
+            ".target.version",
+        ),
+    )
 
     def weights(self) -> list[int]:
         """The traffic weights of the steps, in order."""
@@ -322,89 +319,97 @@ class CanaryReleaseSpec(ApiModel):
 class CheckCounters(ApiModel):
     """Checks of the current release by outcome; the consecutive ones drive the limits."""
 
-    checks: int = 0
-    passed: int = 0
-    failed: int = 0
-    no_data: int = 0
-    query_error: int = 0
-    inconclusive: int = 0
-    consecutive_query_error: int = 0
+    checks: int = Field(default=0, description="All checks.")
+    passed: int = Field(default=0, description="Checks whose every metric passed.")
+    failed: int = Field(default=0, description="Failed checks; analysis.failureLimit of them roll back.")
+    no_data: int = Field(default=0, description="Checks with a metric without data.")
+    query_error: int = Field(default=0, description="Checks with a failed query.")
+    inconclusive: int = Field(default=0, description="Checks that could not tell candidate from stable.")
+    consecutive_query_error: int = Field(
+        default=0, description="Checks in a row with a failed query; see analysis.consecutiveQueryErrorLimit."
+    )
     consecutive_inconclusive: int = Field(default=0, description="In the current step.")
 
 
 class CanaryAnalysisRecord(ApiModel):
     """The last judgement of one metric: candidate value, stable baseline, test and verdict."""
 
-    metric: str
-    time: datetime
-    verdict: CheckVerdict
-    value: float | None = None
-    baseline: float | None = None
-    samples: int | None = None
-    baseline_samples: int | None = None
-    pvalue: float | None = None
-    effect: float | None = None
+    metric: str = Field(description="The check's name.")
+    time: datetime = Field(description="When it was judged.")
+    verdict: CheckVerdict = Field(description="Pass, Fail, NoData, QueryError or Inconclusive.")
+    value: float | None = Field(default=None, description="The candidate's value (p99 seconds for latency).")
+    baseline: float | None = Field(default=None, description="Stable's value over the same window.")
+    samples: int | None = Field(default=None, description="Requests (labels for accuracy) on the candidate.")
+    baseline_samples: int | None = Field(default=None, description="Requests (labels for accuracy) on stable.")
+    pvalue: float | None = Field(default=None, description="p-value of the comparison with stable.")
+    effect: float | None = Field(default=None, description="Estimated worsening against stable, on the tolerance's scale.")
     threshold: float | None = Field(default=None, description="The limit crossed, or the tolerance.")
-    message: str = ""
+    message: str = Field(default="", description="The judgement in one line.")
 
 
 class RollbackReason(ApiModel):
     """Why a release was rolled back, in fields and in one line (``message``)."""
 
-    reason: Literal["MetricFailed", "NoData", "QueryErrors", "Aborted"]
-    step: int
-    weight: int
-    time: datetime
-    metric: str | None = None
-    value: float | None = None
-    baseline: float | None = None
-    threshold: float | None = None
-    message: str
+    reason: Literal["MetricFailed", "NoData", "QueryErrors", "Aborted"] = Field(description="The cause.")
+    step: int = Field(description="The step rolled back from, 1-based.")
+    weight: int = Field(description="Candidate traffic percent at that step.")
+    time: datetime = Field(description="When the rollback was decided.")
+    metric: str | None = Field(default=None, description="The check that failed.")
+    value: float | None = Field(default=None, description="Its candidate value.")
+    baseline: float | None = Field(default=None, description="Its stable value.")
+    threshold: float | None = Field(default=None, description="The limit crossed, or the tolerance.")
+    message: str = Field(description="The reason in one line.")
 
 
 class PromotionProgress(ApiModel):
     """Where a promotion stands; every one-time effect is recorded here before it is made."""
 
-    stage: PromotionStage
-    started: datetime
+    stage: PromotionStage = Field(description="ShiftTraffic, MoveAlias or RestartStable: the step in progress.")
+    started: datetime = Field(description="When the promotion started.")
     previous_alias_version: str | None = Field(default=None, description="Holder of the alias before the move.")
     alias_recorded: bool = Field(default=False, description="previousAliasVersion is known (it may be none).")
-    alias_moved: bool = False
+    alias_moved: bool = Field(default=False, description="The MLflow alias points to the candidate.")
     restarted_at: str | None = Field(default=None, description="Value of the stable's restart annotation.")
 
 
 class ReleaseRecord(ApiModel):
-    version: str | None = None
-    image: str | None = None
-    outcome: Literal["Promoted", "RolledBack"]
-    started: datetime | None = None
-    time: datetime
-    message: str = ""
+    """A finished release."""
+
+    version: str | None = Field(default=None, description="The candidate's model version.")
+    image: str | None = Field(default=None, description="The candidate's image, if it set one.")
+    outcome: Literal["Promoted", "RolledBack"] = Field(description="How it ended.")
+    started: datetime | None = Field(default=None, description="When it started.")
+    time: datetime = Field(description="When it ended.")
+    message: str = Field(default="", description="Why, in one line.")
 
 
 class CanaryReleaseStatus(ApiModel):
     """Everything needed to resume a release lives here: a restarted operator continues from it."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
-    phase: CanaryPhase | None = None
+    observed_generation: int | None = Field(default=None, description="The spec generation last acted on.")
+    conditions: list[Condition] = Field(default_factory=list, description="Current state; Ready summarises.")
+    phase: CanaryPhase | None = Field(
+        default=None, description="Initializing, Progressing, AwaitingPromotion, Promoting, Promoted or RolledBack."
+    )
     release: str | None = Field(default=None, description="The release in flight: a hash of spec.candidate.")
-    started: datetime | None = None
-    stable_version: str | None = None
-    candidate_version: str | None = None
-    candidate_deployment: str | None = None
+    started: datetime | None = Field(default=None, description="When the release started.")
+    stable_version: str | None = Field(default=None, description="The stable pods' model version.")
+    candidate_version: str | None = Field(default=None, description="The candidate pods' model version.")
+    candidate_deployment: str | None = Field(default=None, description="The candidate Deployment the operator owns.")
     canary_weight: int | None = Field(default=None, description="Traffic percent the current phase wants on the candidate.")
     actual_weight: float | None = Field(
         default=None, description="Traffic percent on the candidate as last observed (replica ratio or route weight)."
     )
     current_step: int | None = Field(default=None, description="1-based; 0 before the first step.")
-    steps: int | None = None
+    steps: int | None = Field(default=None, description="Steps in the release.")
     step_started: datetime | None = Field(default=None, description="When the candidate was ready at this step's weight.")
     next_check: datetime | None = Field(default=None, description="No check (or webhook retry) before this time.")
     last_check: CheckVerdict | None = Field(default=None, description="Outcome of the last check, its worst metric.")
     counters: CheckCounters = Field(default_factory=CheckCounters)
-    last_analysis: list[CanaryAnalysisRecord] = Field(default_factory=list)
+    last_analysis: list[CanaryAnalysisRecord] = Field(default_factory=list, description="The last check, per metric.")
     rollback: RollbackReason | None = None
     promotion: PromotionProgress | None = None
     hooks_done: list[HookType] = Field(default_factory=list, description="Gates passed and hooks delivered.")
-    history: list[ReleaseRecord] = Field(default_factory=list, max_length=20)
+    history: list[ReleaseRecord] = Field(
+        default_factory=list, max_length=20, description="Finished releases, newest last, at most 20."
+    )

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 __all__ = [
     "ApiModel",
@@ -26,14 +30,41 @@ __all__ = [
     "PrometheusEndpoint",
     "SecretKeyReference",
     "PROMQL_PLACEHOLDERS",
+    "RULE_ERROR",
+    "Rule",
     "format_duration",
     "now_utc",
     "parse_duration",
 ]
 
 
+ModelT = TypeVar("ModelT", bound="ApiModel")
+
+#: The pydantic error type of a broken ``Rule``; its context carries the rule's ``field_path``.
+RULE_ERROR = "rule"
+
+
+@dataclass(frozen=True)
+class Rule(Generic[ModelT]):
+    """A rule spanning fields, declared once for both enforcers: the API server evaluates ``cel``
+    (``self`` is the object as stored, camelCase, defaults applied) and pydantic calls ``holds``;
+    both refuse with ``message``, at ``field_path`` when one field is to blame."""
+
+    cel: str
+    message: str
+    holds: Callable[[ModelT], bool]
+    field_path: str | None = None
+
+    def validation(self) -> dict[str, str]:
+        """The rule as an entry of the CRD's x-kubernetes-validations."""
+        entry = {"rule": self.cel, "message": self.message}
+        if self.field_path:
+            entry["fieldPath"] = self.field_path
+        return entry
+
+
 class ApiModel(BaseModel):
-    """Base of every spec and status model: camelCase in YAML, unknown fields refused."""
+    """Base of every spec and status model: camelCase in YAML, unknown fields refused, ``rules`` enforced."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -42,9 +73,26 @@ class ApiModel(BaseModel):
         frozen=True,
     )
 
+    rules: ClassVar[tuple[Rule[Any], ...]] = ()
+
     def to_body(self) -> dict[str, Any]:
         """The model as a Kubernetes body fragment: camelCase keys, no unset optional fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    @model_validator(mode="after")
+    def _rules_hold(self) -> Self:
+        for rule in self.rules:
+            if not rule.holds(self):
+                # The message goes in as context, so braces in it are never read as placeholders.
+                raise PydanticCustomError(RULE_ERROR, "{message}", {"message": rule.message, "field_path": rule.field_path})
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        if cls.rules:
+            handler.resolve_ref_schema(schema)["x-kubernetes-validations"] = [rule.validation() for rule in cls.rules]
+        return schema
 
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -55,9 +103,7 @@ DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w))+$"
 def parse_duration(text: str) -> timedelta:
     """Parse a Prometheus-style duration such as ``30s``, ``5m``, ``1h30m`` or ``7d``."""
     if not isinstance(text, str) or not re.fullmatch(DURATION_PATTERN, text):
-        raise ValueError(
-            f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m, 7d"
-        )
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit (ms, s, m, h, d, w), e.g. 30s, 5m, 1h30m, 7d")
     seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be longer than zero")
@@ -98,9 +144,7 @@ def _check_promql(text: str) -> str:
     names = set()
     for match in string.Template.pattern.finditer(text):
         if match.group("invalid") is not None:
-            raise ValueError(
-                "invalid PromQL template: a '$' that starts no placeholder (write $$ for a literal dollar)"
-            )
+            raise ValueError("invalid PromQL template: a '$' that starts no placeholder (write $$ for a literal dollar)")
         if name := match.group("named") or match.group("braced"):
             names.add(name)
     unknown = names - set(PROMQL_PLACEHOLDERS)
@@ -140,32 +184,37 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 class Condition(ApiModel):
     """A metav1.Condition: lastTransitionTime changes only when status flips."""
 
-    type: str = Field(min_length=1, max_length=316)
-    status: ConditionStatus
-    reason: str = Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-    message: str = Field(default="", max_length=32768)
-    last_transition_time: datetime
-    observed_generation: int | None = Field(default=None, ge=0)
+    type: str = Field(min_length=1, max_length=316, description="Type of condition in CamelCase, e.g. Ready.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="Programmatic identifier of the cause of the last transition, in CamelCase.",
+    )
+    message: str = Field(default="", max_length=32768, description="Human-readable details of the transition.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+    observed_generation: int | None = Field(default=None, ge=0, description="The spec generation the condition was set from.")
 
 
 class LocalObjectReference(ApiModel):
     """A reference to an object in the resource's own namespace."""
 
-    name: str = Field(min_length=1, max_length=253)
+    name: str = Field(min_length=1, max_length=253, description="Name of the object.")
 
 
 class ObjectReference(ApiModel):
     """A reference to an object; the namespace defaults to the resource's own."""
 
-    name: str = Field(min_length=1, max_length=253)
-    namespace: str | None = Field(default=None, max_length=63)
+    name: str = Field(min_length=1, max_length=253, description="Name of the object.")
+    namespace: str | None = Field(default=None, max_length=63, description="Namespace; the resource's own when unset.")
 
 
 class SecretKeyReference(ApiModel):
     """A key of a Secret in the resource's own namespace."""
 
-    name: str = Field(min_length=1, max_length=253)
-    key: str = Field(min_length=1, max_length=253)
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, description="Key within the Secret's data.")
 
 
 class PrometheusEndpoint(ApiModel):
@@ -173,9 +222,7 @@ class PrometheusEndpoint(ApiModel):
 
     url: str = Field(pattern=r"^https?://", description="Base URL of the Prometheus HTTP API.")
     timeout: Duration = Field(default="10s", description="Timeout of each query.")
-    bearer_token_secret: SecretKeyReference | None = Field(
-        default=None, description="A Secret key holding a bearer token."
-    )
+    bearer_token_secret: SecretKeyReference | None = Field(default=None, description="A Secret key holding a bearer token.")
     basic_auth_secret: LocalObjectReference | None = Field(
         default=None, description="A Secret with keys `username` and `password`."
     )
@@ -189,4 +236,4 @@ class MlflowSettings(ApiModel):
 
 def now_utc() -> datetime:
     """The current time, timezone-aware, truncated to seconds as Kubernetes stores it."""
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)

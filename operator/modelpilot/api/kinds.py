@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from .canary import CanaryReleaseSpec, CanaryReleaseStatus
-from .common import ApiModel
+from .common import RULE_ERROR, ApiModel
 from .monitor import ModelMonitorSpec, ModelMonitorStatus
 from .retrain import RetrainPolicySpec, RetrainPolicyStatus
 
@@ -65,9 +67,7 @@ def _column(name: str, path: str, type_: str = "string", description: str = "", 
 
 
 _READY = _column("Ready", '.status.conditions[?(@.type=="Ready")].status', description="Ready condition")
-_REASON = _column(
-    "Reason", '.status.conditions[?(@.type=="Ready")].reason', description="Why Ready is what it is", priority=1
-)
+_REASON = _column("Reason", '.status.conditions[?(@.type=="Ready")].reason', description="Why Ready is what it is", priority=1)
 _AGE = _column("Age", ".metadata.creationTimestamp", "date")
 
 MODEL_MONITOR: Kind[ModelMonitorSpec, ModelMonitorStatus] = Kind(
@@ -143,12 +143,16 @@ class SpecError(ValueError):
         super().__init__(f"{field}: {message}{more}")
 
 
-def _field_path(root: str, loc: tuple[int | str, ...], model: type[BaseModel]) -> str:
+def _field_path(root: str, error: ErrorDetails) -> str:
+    loc = list(error["loc"])
+    if error["type"] == RULE_ERROR and (rule_path := error.get("ctx", {}).get("field_path")):
+        # pydantic places a model-level rule at the model; the rule knows the field to blame.
+        loc += rule_path.lstrip(".").split(".")
     path = root
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        else:
+        elif part != "[key]":  # pydantic's marker of a refused map key, which the part before names
             path += f".{_camel(part)}"
     return path
 
@@ -164,9 +168,8 @@ def _load(model: type[SpecT], body: Mapping[str, Any] | None, root: str) -> Spec
     except ValidationError as err:
         errors = err.errors(include_url=False)
         first = errors[0]
-        # pydantic reports a model-level validator failure at the model's own location.
         message = first["msg"].removeprefix("Value error, ")
-        raise SpecError(_field_path(root, first["loc"], model), message, count=len(errors)) from None
+        raise SpecError(_field_path(root, first), message, count=len(errors)) from None
 
 
 def load_spec(kind: Kind[SpecT, Any], spec: Mapping[str, Any] | None) -> SpecT:

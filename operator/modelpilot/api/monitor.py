@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field
 
 from .common import (
     ApiModel,
@@ -15,6 +15,7 @@ from .common import (
     ObjectReference,
     PrometheusEndpoint,
     PromQLTemplate,
+    Rule,
 )
 
 __all__ = [
@@ -27,15 +28,16 @@ __all__ = [
     "LabelDriftSpec",
     "LabelDriftStatus",
     "MetricsSpec",
-    "ModelMonitor",
     "ModelMonitorSpec",
     "ModelMonitorStatus",
     "ModelRef",
     "MonitorSummary",
     "PerformanceSpec",
     "PerformanceStatus",
+    "QUERY_NAMES",
     "QualitySpec",
     "QualityStatus",
+    "QueryName",
     "VersionSource",
 ]
 
@@ -45,8 +47,8 @@ QualityMetric = Literal["accuracy", "precision", "recall", "f1"]
 class MlflowAliasRef(ApiModel):
     """A registered model alias in MLflow, resolved to a version at every evaluation."""
 
-    registered_model: str = Field(min_length=1)
-    alias: str = Field(default="champion", min_length=1)
+    registered_model: str = Field(min_length=1, description="Name of the registered model in MLflow.")
+    alias: str = Field(default="champion", min_length=1, description="Alias whose version is served. Default champion.")
 
 
 class VersionSource(ApiModel):
@@ -55,19 +57,13 @@ class VersionSource(ApiModel):
     fixed: str | None = Field(default=None, min_length=1, description="A fixed `version` label value.")
     mlflow: MlflowAliasRef | None = Field(default=None, description="Resolve the version from an MLflow alias.")
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> VersionSource:
-        if (self.fixed is None) == (self.mlflow is None):
-            raise ValueError("set exactly one of version.fixed and version.mlflow")
-        return self
-
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {"rule": "has(self.fixed) != has(self.mlflow)", "message": "set exactly one of fixed and mlflow"}
-            ]
-        }
-    }
+    rules: ClassVar[tuple[Rule[VersionSource], ...]] = (
+        Rule(
+            "has(self.fixed) != has(self.mlflow)",
+            "set exactly one of fixed and mlflow",
+            lambda version: (version.fixed is None) != (version.mlflow is None),
+        ),
+    )
 
 
 class ModelRef(ApiModel):
@@ -79,12 +75,43 @@ class ModelRef(ApiModel):
     )
 
 
+QueryName = Literal[
+    "latencyBuckets",
+    "latencySum",
+    "requests",
+    "predictions",
+    "feedback",
+    "featureBuckets",
+    "featureCategories",
+    "batchSize",
+]
+"""The queries of a metrics preset, each of which ``metrics.overrides`` may replace."""
+
+QUERY_NAMES: tuple[str, ...] = get_args(QueryName)
+
+
+def _check_query_name(name: str) -> str:
+    if name not in QUERY_NAMES:
+        raise ValueError(f"unknown query {name!r}; overrides replace one of {', '.join(QUERY_NAMES)}")
+    return name
+
+
+# Typed str rather than QueryName, so the overrides read as the Mapping[str, str] that query
+# rendering takes; the enum reaches the CRD, which refuses the same keys.
+_OverriddenQuery = Annotated[str, AfterValidator(_check_query_name), Field(json_schema_extra={"enum": list(QUERY_NAMES)})]
+
+
 class MetricsSpec(ApiModel):
     """Which metric names the model server exports, and per-query overrides."""
 
-    preset: Literal["generic", "tfserving", "triton", "kserve"] = "generic"
-    overrides: dict[str, PromQLTemplate] = Field(
+    preset: Literal["generic", "tfserving", "triton", "kserve"] = Field(
+        default="generic",
+        description="The model server whose metric names the queries use: generic (the modelpilot instrumentation), "
+        "tfserving, triton or kserve. Default generic.",
+    )
+    overrides: dict[_OverriddenQuery, PromQLTemplate] = Field(
         default_factory=dict,
+        max_length=len(QUERY_NAMES),
         description="PromQL templates replacing a preset's query, by query name (see `modelpilot check --help`).",
     )
 
@@ -103,11 +130,13 @@ class QualitySpec(ApiModel):
     """Quality from late-arriving ground truth (model_feedback_total)."""
 
     window: Duration = "1d"
-    min_samples: int = Field(default=100, ge=1)
-    accuracy: float | None = Field(default=None, ge=0, le=1)
-    precision: float | None = Field(default=None, ge=0, le=1)
-    recall: float | None = Field(default=None, ge=0, le=1)
-    f1: float | None = Field(default=None, ge=0, le=1)
+    min_samples: int = Field(
+        default=100, ge=1, description="Labelled predictions in the window needed to judge quality. Default 100."
+    )
+    accuracy: float | None = Field(default=None, ge=0, le=1, description="Fraction; PerformanceDegraded below it.")
+    precision: float | None = Field(default=None, ge=0, le=1, description="Macro average; PerformanceDegraded below it.")
+    recall: float | None = Field(default=None, ge=0, le=1, description="Macro average; PerformanceDegraded below it.")
+    f1: float | None = Field(default=None, ge=0, le=1, description="Macro average; PerformanceDegraded below it.")
 
 
 class BaselineSpec(ApiModel):
@@ -119,67 +148,90 @@ class BaselineSpec(ApiModel):
     window: Duration | None = Field(default=None, description="Length of a relative baseline window.")
     start: datetime | None = Field(default=None, description="Absolute baseline start (RFC 3339).")
     end: datetime | None = Field(default=None, description="Absolute baseline end (RFC 3339).")
-    mlflow_profile: bool = Field(
-        default=False, description="Use the reference profile stored with the model version in MLflow."
-    )
+    mlflow_profile: bool = Field(default=False, description="Use the reference profile stored with the model version in MLflow.")
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> BaselineSpec:
-        relative = self.offset is not None
-        absolute = self.start is not None or self.end is not None
-        if sum((relative, absolute, self.mlflow_profile)) != 1:
-            raise ValueError("set exactly one baseline: offset (+window), start and end, or mlflowProfile")
-        if absolute and (self.start is None or self.end is None or self.start >= self.end):
-            raise ValueError("an absolute baseline needs start before end")
-        return self
+    rules: ClassVar[tuple[Rule[BaselineSpec], ...]] = (
+        Rule(
+            "(has(self.offset) ? 1 : 0) + (has(self.start) || has(self.end) ? 1 : 0) + (self.mlflowProfile ? 1 : 0) == 1",
+            "set exactly one baseline: offset (with window), start and end, or mlflowProfile",
+            lambda baseline: (
+                sum(
+                    (baseline.offset is not None, baseline.start is not None or baseline.end is not None, baseline.mlflow_profile)
+                )
+                == 1
+            ),
+        ),
+        Rule(
+            "(!has(self.start) && !has(self.end)) || (has(self.start) && has(self.end) && self.start < self.end)",
+            "an absolute baseline needs start before end",
+            lambda baseline: (
+                (baseline.start is None and baseline.end is None)
+                or (baseline.start is not None and baseline.end is not None and baseline.start < baseline.end)
+            ),
+        ),
+    )
 
 
 class DriftSpec(ApiModel):
     """Per-feature data drift, current window against a baseline."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Test features for drift. Default true.")
     window: Duration = "1d"
-    baseline: BaselineSpec = Field(default_factory=lambda: BaselineSpec(offset="7d"))
+    baseline: BaselineSpec = Field(
+        default_factory=lambda: BaselineSpec(offset="7d"), description="Default: the window ending 7d earlier."
+    )
     features: list[str] = Field(default_factory=list, description="Features to test; all exported when empty.")
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    correction: Literal["benjamini-hochberg", "bonferroni", "none"] = "benjamini-hochberg"
-    effect_size: Literal["psi", "js", "wasserstein", "ks"] = "psi"
-    effect_threshold: float = Field(default=0.1, ge=0)
-    psi_bands: list[float] = Field(default_factory=lambda: [0.1, 0.25], min_length=2, max_length=2)
-    min_samples: int = Field(default=100, ge=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of each test, after correction. Default 0.05.")
+    correction: Literal["benjamini-hochberg", "bonferroni", "none"] = Field(
+        default="benjamini-hochberg", description="Correction of p-values for testing many features at once."
+    )
+    effect_size: Literal["psi", "js", "wasserstein", "ks"] = Field(
+        default="psi",
+        description="Effect size a drifting feature must also reach: PSI (in excess of its no-drift expectation), "
+        "Jensen-Shannon distance, Wasserstein distance normalised by the baseline's spread, or the KS statistic.",
+    )
+    effect_threshold: float = Field(default=0.1, ge=0, description="Smallest effect size that counts as drift. Default 0.1.")
+    psi_bands: list[float] = Field(
+        default_factory=lambda: [0.1, 0.25],
+        min_length=2,
+        max_length=2,
+        description="PSI from which a shift is reported as moderate and as significant. Default [0.1, 0.25].",
+    )
+    min_samples: int = Field(
+        default=100, ge=1, description="Observations needed in each window; fewer gives InsufficientData. Default 100."
+    )
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {"rule": "!has(self.psiBands) || self.psiBands[0] < self.psiBands[1]", "message": "psiBands must be ascending"}
-            ]
-        }
-    }
-
-    @model_validator(mode="after")
-    def _bands_ascending(self) -> DriftSpec:
-        if self.psi_bands[0] >= self.psi_bands[1]:
-            raise ValueError("psiBands must be ascending")
-        return self
+    rules: ClassVar[tuple[Rule[DriftSpec], ...]] = (
+        Rule(
+            "!has(self.psiBands) || self.psiBands[0] < self.psiBands[1]",
+            "psiBands must be ascending",
+            lambda drift: drift.psi_bands[0] < drift.psi_bands[1],
+            ".psiBands",
+        ),
+    )
 
 
 class LabelDriftSpec(ApiModel):
     """Prediction-class distribution, current window against the drift baseline."""
 
-    enabled: bool = True
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    effect_threshold: float = Field(default=0.1, ge=0, description="PSI gate.")
+    enabled: bool = Field(default=True, description="Test the predicted classes for drift. Default true.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of the test. Default 0.05.")
+    effect_threshold: float = Field(
+        default=0.1, ge=0, description="Smallest PSI, in excess of its no-drift expectation, that counts as drift."
+    )
 
 
 class DegradationSpec(ApiModel):
     """Quality trend and concept drift over a long horizon."""
 
-    enabled: bool = True
-    metric: QualityMetric = "accuracy"
-    horizon: Duration = "30d"
-    step: Duration = "1d"
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    detector: Literal["page-hinkley"] = "page-hinkley"
+    enabled: bool = Field(default=True, description="Watch the quality trend. Default true.")
+    metric: QualityMetric = Field(default="accuracy", description="The quality metric followed. Default accuracy.")
+    horizon: Duration = Field(default="30d", description="How far back the series reaches. Default 30d.")
+    step: Duration = Field(default="1d", description="Spacing of the series' points. Default 1d.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of the Mann-Kendall trend test. Default 0.05.")
+    detector: Literal["page-hinkley"] = Field(
+        default="page-hinkley", description="Sequential detector of a downward shift (concept drift)."
+    )
     delta: float = Field(default=0.005, ge=0, description="Page-Hinkley tolerance.")
     threshold: float = Field(default=0.05, gt=0, description="Page-Hinkley alarm threshold.")
 
@@ -188,120 +240,147 @@ class ModelMonitorSpec(ApiModel):
     """What to monitor about one served model."""
 
     model: ModelRef
-    deployment: ObjectReference | None = Field(default=None, description="The serving Deployment.")
+    deployment: ObjectReference | None = Field(default=None, description="The serving Deployment, for replica counts in status.")
     prometheus: PrometheusEndpoint
     mlflow: MlflowSettings | None = None
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
-    interval: Duration = "5m"
+    interval: Duration = Field(default="5m", description="Time between evaluations. Default 5m.")
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     quality: QualitySpec = Field(default_factory=QualitySpec)
     drift: DriftSpec = Field(default_factory=DriftSpec)
     label_drift: LabelDriftSpec = Field(default_factory=LabelDriftSpec)
     degradation: DegradationSpec = Field(default_factory=DegradationSpec)
 
-    @model_validator(mode="after")
-    def _mlflow_when_needed(self) -> ModelMonitorSpec:
-        needs = (self.model.version is not None and self.model.version.mlflow is not None) or (
-            self.drift.baseline.mlflow_profile
-        )
-        if needs and self.mlflow is None:
-            raise ValueError("mlflow.trackingUri is required by model.version.mlflow or drift.baseline.mlflowProfile")
-        return self
+    rules: ClassVar[tuple[Rule[ModelMonitorSpec], ...]] = (
+        Rule(
+            "has(self.mlflow) || (!(has(self.model.version) && has(self.model.version.mlflow))"
+            " && !(has(self.drift) && has(self.drift.baseline) && self.drift.baseline.mlflowProfile))",
+            "mlflow.trackingUri is required by model.version.mlflow and drift.baseline.mlflowProfile",
+            lambda spec: (
+                spec.mlflow is not None
+                or (
+                    not (spec.model.version is not None and spec.model.version.mlflow is not None)
+                    and not spec.drift.baseline.mlflow_profile
+                )
+            ),
+            ".mlflow",
+        ),
+    )
 
 
 class MonitorSummary(ApiModel):
     """Headline figures for printer columns."""
 
-    version: str | None = None
-    accuracy: float | None = None
-    f1: float | None = None
-    latency_p99: float | None = None
-    throughput: float | None = None
-    error_rate: float | None = None
+    version: str | None = Field(default=None, description="The served version evaluated.")
+    accuracy: float | None = Field(default=None, description="Fraction of labelled predictions that were right.")
+    f1: float | None = Field(default=None, description="Macro-averaged F1.")
+    latency_p99: float | None = Field(default=None, description="99th percentile latency, seconds.")
+    throughput: float | None = Field(default=None, description="Requests per second.")
+    error_rate: float | None = Field(default=None, description="Fraction of requests that failed.")
     drifted: str | None = Field(default=None, description="Drifted features as N/M.")
 
 
 class PerformanceStatus(ApiModel):
-    latency_mean: float | None = None
-    latency_p50: float | None = None
-    latency_p95: float | None = None
-    latency_p99: float | None = None
-    throughput: float | None = None
-    error_rate: float | None = None
-    batch_size_mean: float | None = None
-    ready_replicas: int | None = None
-    desired_replicas: int | None = None
+    """Serving performance over spec.performance.window."""
+
+    latency_mean: float | None = Field(default=None, description="Mean latency, seconds.")
+    latency_p50: float | None = Field(default=None, description="Median latency, seconds.")
+    latency_p95: float | None = Field(default=None, description="95th percentile latency, seconds.")
+    latency_p99: float | None = Field(default=None, description="99th percentile latency, seconds.")
+    throughput: float | None = Field(default=None, description="Requests per second.")
+    error_rate: float | None = Field(default=None, description="Fraction of requests that failed.")
+    batch_size_mean: float | None = Field(default=None, description="Mean batch size, where the server reports it.")
+    ready_replicas: int | None = Field(default=None, description="Ready replicas of spec.deployment.")
+    desired_replicas: int | None = Field(default=None, description="Desired replicas of spec.deployment.")
 
 
 class ClassQuality(ApiModel):
-    name: str
-    precision: float
-    recall: float
-    f1: float
-    support: int
-    predicted_share: float | None = None
+    """Quality of the predictions of one class."""
+
+    name: str = Field(description="The class label.")
+    precision: float = Field(description="Fraction of predictions of this class that were right.")
+    recall: float = Field(description="Fraction of this class's true cases predicted as it.")
+    f1: float = Field(description="Harmonic mean of precision and recall.")
+    support: int = Field(description="Labelled cases of this class in the window.")
+    predicted_share: float | None = Field(default=None, description="Fraction of all predictions that were this class.")
 
 
 class QualityStatus(ApiModel):
-    samples: int
-    accuracy: float | None = None
-    precision_macro: float | None = None
-    recall_macro: float | None = None
-    f1_macro: float | None = None
-    precision_weighted: float | None = None
-    recall_weighted: float | None = None
-    f1_weighted: float | None = None
-    classes: list[ClassQuality] = Field(default_factory=list)
+    """Quality from the labelled predictions of spec.quality.window."""
+
+    samples: int = Field(description="Labelled predictions in the window.")
+    accuracy: float | None = Field(default=None, description="Fraction of labelled predictions that were right.")
+    precision_macro: float | None = Field(default=None, description="Precision averaged over classes.")
+    recall_macro: float | None = Field(default=None, description="Recall averaged over classes.")
+    f1_macro: float | None = Field(default=None, description="F1 averaged over classes.")
+    precision_weighted: float | None = Field(default=None, description="Precision averaged over classes by support.")
+    recall_weighted: float | None = Field(default=None, description="Recall averaged over classes by support.")
+    f1_weighted: float | None = Field(default=None, description="F1 averaged over classes by support.")
+    classes: list[ClassQuality] = Field(default_factory=list, description="Per-class quality.")
 
 
 class FeatureResult(ApiModel):
-    name: str
-    kind: Literal["numerical", "categorical"]
-    verdict: Literal["Drift", "NoDrift", "InsufficientData"]
-    psi: float | None = None
-    psi_expected: float | None = None
-    psi_band: str | None = None
-    ks: float | None = None
-    js: float | None = None
-    wasserstein: float | None = None
-    chi2: float | None = None
-    pvalue: float | None = None
-    corrected_pvalue: float | None = None
-    test: str | None = None
-    reference_samples: int | None = None
-    current_samples: int | None = None
-    unseen_categories: list[str] = Field(default_factory=list)
+    """The drift test of one feature, current window against the baseline."""
+
+    name: str = Field(description="The feature.")
+    kind: Literal["numerical", "categorical"] = Field(description="Whether values were bucketed or counted by category.")
+    verdict: Literal["Drift", "NoDrift", "InsufficientData"] = Field(
+        description="Drift when the corrected test and the effect-size gate both say so."
+    )
+    psi: float | None = Field(default=None, description="Population stability index.")
+    psi_expected: float | None = Field(default=None, description="PSI expected without drift at these sample sizes.")
+    psi_band: str | None = Field(default=None, description="none, moderate or significant, by spec.drift.psiBands.")
+    ks: float | None = Field(default=None, description="Kolmogorov-Smirnov statistic (numerical features).")
+    js: float | None = Field(default=None, description="Jensen-Shannon distance.")
+    wasserstein: float | None = Field(
+        default=None, description="Wasserstein distance over the baseline's spread (numerical features)."
+    )
+    chi2: float | None = Field(default=None, description="Chi-square statistic.")
+    pvalue: float | None = Field(default=None, description="p-value of the test, uncorrected.")
+    corrected_pvalue: float | None = Field(default=None, description="p-value after spec.drift.correction.")
+    test: str | None = Field(default=None, description="The test behind the p-value, or why none ran.")
+    reference_samples: int | None = Field(default=None, description="Observations in the baseline.")
+    current_samples: int | None = Field(default=None, description="Observations in the current window.")
+    unseen_categories: list[str] = Field(default_factory=list, description="Categories absent from the baseline.")
 
 
 class LabelDriftStatus(ApiModel):
-    verdict: Literal["Drift", "NoDrift", "InsufficientData"]
-    pvalue: float | None = None
-    psi: float | None = None
+    """The drift test of the predicted classes."""
+
+    verdict: Literal["Drift", "NoDrift", "InsufficientData"] = Field(description="Outcome of the test.")
+    pvalue: float | None = Field(default=None, description="p-value of the chi-square test.")
+    psi: float | None = Field(default=None, description="Population stability index of the class shares.")
     class_shift: dict[str, float] = Field(default_factory=dict, description="Current minus baseline share per class.")
 
 
 class DegradationStatus(ApiModel):
-    metric: str
-    points: int
-    direction: Literal["increasing", "decreasing", "none", "insufficient"]
-    tau: float | None = None
-    pvalue: float | None = None
+    """The trend of spec.degradation.metric over the horizon, and downward shifts in it."""
+
+    metric: str = Field(description="The quality metric followed.")
+    points: int = Field(description="Points in the series with enough labels.")
+    direction: Literal["increasing", "decreasing", "none", "insufficient"] = Field(
+        description="Significant trend, none, or too few points to tell."
+    )
+    tau: float | None = Field(default=None, description="Kendall's tau of the metric against time.")
+    pvalue: float | None = Field(default=None, description="p-value of the Mann-Kendall test.")
     sen_slope: float | None = Field(default=None, description="Change of the metric per day.")
     change: float | None = Field(default=None, description="Fitted change from the first to the last point.")
-    change_points: list[datetime] = Field(default_factory=list)
+    change_points: list[datetime] = Field(default_factory=list, description="Where Page-Hinkley found a downward shift.")
 
 
 class AlertRecord(ApiModel):
-    time: datetime
-    type: str
-    severity: Literal["info", "warning", "critical"]
-    state: Literal["active", "resolved"]
-    message: str = ""
+    """A condition that turned bad, or good again."""
+
+    time: datetime = Field(description="When the condition changed.")
+    type: str = Field(description="The condition type.")
+    severity: Literal["info", "warning", "critical"] = Field(description="How urgent the condition is.")
+    state: Literal["active", "resolved"] = Field(description="active when it turned bad, resolved when it recovered.")
+    message: str = Field(default="", description="The condition's message at the time.")
 
 
 class ModelMonitorStatus(ApiModel):
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = Field(default=None, description="The spec generation last evaluated.")
+    conditions: list[Condition] = Field(default_factory=list, description="Current state; Ready summarises.")
     last_evaluation: datetime | None = Field(default=None, description="When the last evaluation ran.")
     last_success: datetime | None = Field(default=None, description="When every query last answered.")
     next_evaluation: datetime | None = Field(default=None, description="Not before this time (interval or backoff).")
@@ -310,14 +389,9 @@ class ModelMonitorStatus(ApiModel):
     summary: MonitorSummary | None = None
     performance: PerformanceStatus | None = None
     quality: QualityStatus | None = None
-    features: list[FeatureResult] = Field(default_factory=list)
+    features: list[FeatureResult] = Field(default_factory=list, description="Drift per feature, by name.")
     label_drift: LabelDriftStatus | None = None
     degradation: DegradationStatus | None = None
-    alerts: list[AlertRecord] = Field(default_factory=list, max_length=20)
-
-
-class ModelMonitor(ApiModel):
-    """A ModelMonitor: spec and status."""
-
-    spec: ModelMonitorSpec
-    status: ModelMonitorStatus | None = None
+    alerts: list[AlertRecord] = Field(
+        default_factory=list, max_length=20, description="Condition changes, newest last, at most 20."
+    )

@@ -7,7 +7,8 @@ profile compares with Prometheus data bucket for bucket; categorical features by
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from itertools import pairwise
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -15,7 +16,7 @@ from .common import ApiModel
 
 __all__ = ["PROFILE_FORMAT", "CategoricalProfile", "NumericalProfile", "ReferenceProfile"]
 
-PROFILE_FORMAT = "modelpilot.dev/profile/v1"
+PROFILE_FORMAT: Final = "modelpilot.dev/profile/v1"
 
 
 class NumericalProfile(ApiModel):
@@ -28,7 +29,7 @@ class NumericalProfile(ApiModel):
     def _shape(self) -> NumericalProfile:
         if len(self.counts) != len(self.upper_bounds) + 1:
             raise ValueError("counts needs one entry per upper bound plus one for +Inf")
-        if any(b <= a for a, b in zip(self.upper_bounds, self.upper_bounds[1:])):
+        if any(b <= a for a, b in pairwise(self.upper_bounds)):
             raise ValueError("upperBounds must be strictly increasing")
         return self
 
@@ -42,5 +43,5 @@ class CategoricalProfile(ApiModel):
 class ReferenceProfile(ApiModel):
     format: Literal["modelpilot.dev/profile/v1"] = PROFILE_FORMAT
     rows: int = Field(ge=0)
-    features: dict[str, Annotated[Union[NumericalProfile, CategoricalProfile], Field(discriminator="kind")]]
+    features: dict[str, Annotated[NumericalProfile | CategoricalProfile, Field(discriminator="kind")]]
     predictions: dict[str, float] = Field(default_factory=dict, description="Predicted class counts, if known.")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from .common import ApiModel, Condition, Duration, LocalObjectReference, MlflowSettings
+from .common import ApiModel, Condition, Duration, LocalObjectReference, MlflowSettings, Rule
 
 __all__ = [
     "DeploymentSpec",
@@ -33,38 +33,46 @@ TriggerType = Literal["performance", "drift", "schedule", "manual"]
 
 
 class PerformanceTrigger(ApiModel):
-    metric: QualityMetric = "accuracy"
+    """Retrain when the monitored quality falls below a threshold."""
+
+    metric: QualityMetric = Field(
+        default="accuracy", description="The monitor's quality metric (precision, recall, f1: macro). Default accuracy."
+    )
     threshold: float = Field(ge=0, le=1, description="Retrain when the monitor's metric stays below this.")
     sustained_evaluations: int = Field(default=1, ge=1, description="Consecutive evaluations below threshold.")
 
 
 class DriftTrigger(ApiModel):
-    psi_threshold: float = Field(default=0.25, gt=0)
-    min_features: int = Field(default=1, ge=1)
+    """Retrain when the monitor sees enough features drift."""
+
+    psi_threshold: float = Field(default=0.25, gt=0, description="PSI at which a feature counts as drifted. Default 0.25.")
+    min_features: int = Field(default=1, ge=1, description="Drifted features needed to fire. Default 1.")
     label_drift: bool = Field(default=False, description="Also fire on label drift.")
 
 
 class ScheduleTrigger(ApiModel):
-    interval: Duration | None = None
+    """Retrain at fixed times: every interval, or on a cron schedule."""
+
+    interval: Duration | None = Field(default=None, description="Time between runs.")
     cron: str | None = Field(default=None, pattern=r"^(\S+\s+){4}\S+$", description="Five-field cron expression (UTC).")
-    start_time: datetime | None = None
+    start_time: datetime | None = Field(
+        default=None,
+        description="No run before this time (RFC 3339); intervals count from it. When unset, the first run comes "
+        "one interval after the policy is first seen.",
+    )
 
-    @model_validator(mode="after")
-    def _one(self) -> ScheduleTrigger:
-        if (self.interval is None) == (self.cron is None):
-            raise ValueError("schedule needs exactly one of interval and cron")
-        return self
-
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {"rule": "has(self.interval) != has(self.cron)", "message": "set exactly one of interval and cron"}
-            ]
-        }
-    }
+    rules: ClassVar[tuple[Rule[ScheduleTrigger], ...]] = (
+        Rule(
+            "has(self.interval) != has(self.cron)",
+            "set exactly one of interval and cron",
+            lambda schedule: (schedule.interval is None) != (schedule.cron is None),
+        ),
+    )
 
 
 class ManualTrigger(ApiModel):
+    """Retrain on request."""
+
     request: str | None = Field(
         default=None,
         description="Change this value to request one retraining (so does the annotation modelpilot.dev/retrain-request).",
@@ -72,6 +80,8 @@ class ManualTrigger(ApiModel):
 
 
 class TriggersSpec(ApiModel):
+    """What starts a training run; any trigger that fires does, outside the cooldown."""
+
     performance: PerformanceTrigger | None = None
     drift: DriftTrigger | None = None
     schedule: ScheduleTrigger | None = None
@@ -79,110 +89,129 @@ class TriggersSpec(ApiModel):
 
 
 class HyperparameterSearch(ApiModel):
-    strategy: Literal["random", "grid"] = "random"
-    trials: int = Field(default=4, ge=1, le=1000)
-    space: dict[str, list[float | int | str]] = Field(default_factory=dict)
+    """A hyperparameter search the training code runs (passed as MODELPILOT_HYPERPARAMETERS)."""
+
+    strategy: Literal["random", "grid"] = Field(default="random", description="How trials are drawn. Default random.")
+    trials: int = Field(default=4, ge=1, le=1000, description="Trials to run. Default 4.")
+    space: dict[str, list[float | int | str]] = Field(
+        default_factory=dict, description="Candidate values by hyperparameter name."
+    )
 
 
 class EarlyStopping(ApiModel):
-    patience: int = Field(default=3, ge=1)
-    min_delta: float = Field(default=0.0, ge=0)
+    """Early stopping for the training code (passed as MODELPILOT_EARLY_STOPPING)."""
+
+    patience: int = Field(default=3, ge=1, description="Epochs without improvement before stopping. Default 3.")
+    min_delta: float = Field(default=0.0, ge=0, description="Smallest change that counts as improvement. Default 0.")
 
 
 class TrainingSpec(ApiModel):
+    """The training Job, and what it is told through its environment."""
+
     template: dict[str, Any] = Field(description="A PodTemplateSpec for the training Job.")
-    backoff_limit: int = Field(default=1, ge=0, le=10)
-    active_deadline: Duration | None = None
-    data_window: Duration = "30d"
-    validation_split: float = Field(default=0.2, gt=0, lt=1)
-    test_split: float = Field(default=0.2, gt=0, lt=1)
+    backoff_limit: int = Field(default=1, ge=0, le=10, description="The Job's pod retries. Default 1.")
+    active_deadline: Duration | None = Field(default=None, description="Longest a Job may run; unlimited when unset.")
+    data_window: Duration = Field(
+        default="30d", description="Training data ends when the run starts and reaches back this far. Default 30d."
+    )
+    validation_split: float = Field(
+        default=0.2, gt=0, lt=1, description="Fraction of the data held out for validation. Default 0.2."
+    )
+    test_split: float = Field(default=0.2, gt=0, lt=1, description="Fraction of the data held out for testing. Default 0.2.")
     hyperparameters: HyperparameterSearch = Field(default_factory=HyperparameterSearch)
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     retries: int = Field(default=0, ge=0, le=10, description="New Jobs after a failed one, per trigger.")
 
 
 class GateSpec(ApiModel):
-    primary_metric: str = Field(default="f1", min_length=1)
-    min_improvement: float = Field(default=0.0, ge=0)
+    """What a candidate's MLflow run must show against the champion's to be deployed."""
+
+    primary_metric: str = Field(default="f1", min_length=1, description="The run metric that must improve. Default f1.")
+    min_improvement: float = Field(
+        default=0.0, ge=0, description="How much the primary metric must beat the champion's by. Default 0."
+    )
     tolerance: float = Field(default=0.01, ge=0, description="Largest regression allowed on other metrics.")
-    metrics: list[str] = Field(default_factory=lambda: ["accuracy", "f1"])
+    metrics: list[str] = Field(
+        default_factory=lambda: ["accuracy", "f1"], description="Run metrics compared. Default [accuracy, f1]."
+    )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Absolute minimums by metric.")
 
 
 class DeploymentSpec(ApiModel):
+    """What happens to a candidate that passed the gate: a CanaryRelease, at once or once approved."""
+
     auto: bool = Field(default=False, description="Hand a candidate that passes the gate to a canary at once.")
     approve_version: str | None = Field(
         default=None,
         description="Approve deploying this candidate version (or annotate modelpilot.dev/approve-version).",
     )
-    canary_template: dict[str, Any] = Field(
-        default_factory=dict, description="CanaryRelease spec fields for the hand-off."
-    )
+    canary_template: dict[str, Any] = Field(default_factory=dict, description="CanaryRelease spec fields for the hand-off.")
 
 
 class RetrainPolicySpec(ApiModel):
     """When and how to retrain a model, and what to do with the candidate."""
 
     model: str = Field(min_length=1, description="Registered model name in MLflow.")
-    monitor_ref: LocalObjectReference | None = None
+    monitor_ref: LocalObjectReference | None = Field(
+        default=None, description="The ModelMonitor the performance and drift triggers read."
+    )
     mlflow: MlflowSettings
-    experiment: str | None = None
+    experiment: str | None = Field(default=None, description="MLflow experiment of the runs. Default <model>-retraining.")
     triggers: TriggersSpec = Field(default_factory=TriggersSpec)
-    cooldown: Duration = "6h"
+    cooldown: Duration = Field(default="6h", description="Least time from the end of one run to the next start. Default 6h.")
     training: TrainingSpec
     gate: GateSpec = Field(default_factory=GateSpec)
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
 
-    @model_validator(mode="after")
-    def _monitor_for_monitor_triggers(self) -> RetrainPolicySpec:
-        if (self.triggers.performance or self.triggers.drift) and self.monitor_ref is None:
-            raise ValueError("monitorRef is required by the performance and drift triggers")
-        return self
-
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.monitorRef) || !has(self.triggers) || "
-                    "(!has(self.triggers.performance) && !has(self.triggers.drift))",
-                    "message": "monitorRef is required by the performance and drift triggers",
-                }
-            ]
-        }
-    }
+    rules: ClassVar[tuple[Rule[RetrainPolicySpec], ...]] = (
+        Rule(
+            "has(self.monitorRef) || !has(self.triggers) || (!has(self.triggers.performance) && !has(self.triggers.drift))",
+            "monitorRef is required by the performance and drift triggers",
+            lambda spec: spec.monitor_ref is not None or (spec.triggers.performance is None and spec.triggers.drift is None),
+            ".monitorRef",
+        ),
+    )
 
 
 class TriggerRecord(ApiModel):
-    type: TriggerType
-    reason: str
-    time: datetime
+    """A trigger that fired."""
+
+    type: TriggerType = Field(description="performance, drift, schedule or manual.")
+    reason: str = Field(description="What the trigger saw.")
+    time: datetime = Field(description="When it fired.")
 
 
 class RunStatus(ApiModel):
+    """The training run in progress."""
+
     number: int = Field(ge=1, description="The policy's run counter; Jobs are named <policy>-<number>-<attempt>.")
-    job: str
-    trigger: TriggerType
-    reason: str
-    started: datetime
-    attempt: int = 1
-    mlflow_run_id: str | None = None
+    job: str = Field(description="Name of the current attempt's Job.")
+    trigger: TriggerType = Field(description="The trigger that started the run.")
+    reason: str = Field(description="What the trigger saw.")
+    started: datetime = Field(description="When the current attempt started.")
+    attempt: int = Field(default=1, description="1 for the first Job, one more for each retry.")
+    mlflow_run_id: str | None = Field(default=None, description="The MLflow run the Job logged, once found.")
 
 
 class MetricComparison(ApiModel):
-    metric: str
-    champion: float | None = None
-    challenger: float | None = None
-    change: float | None = None
-    passed: bool
+    """One metric of the gate: candidate against champion."""
+
+    metric: str = Field(description="The run metric.")
+    champion: float | None = Field(default=None, description="The champion's value; none without a champion.")
+    challenger: float | None = Field(default=None, description="The candidate's value.")
+    change: float | None = Field(default=None, description="Candidate minus champion.")
+    passed: bool = Field(description="The metric met the gate.")
 
 
 class RetrainRecord(ApiModel):
-    time: datetime
-    trigger: TriggerType
-    version: str | None = None
-    primary_metric: float | None = None
-    outcome: str
-    message: str = ""
+    """A finished run."""
+
+    time: datetime = Field(description="When the run finished.")
+    trigger: TriggerType = Field(description="The trigger that started it.")
+    version: str | None = Field(default=None, description="The registered candidate version, if any.")
+    primary_metric: float | None = Field(default=None, description="The candidate's gate.primaryMetric.")
+    outcome: str = Field(description="Failed, Rejected, Promoted or RolledBack.")
+    message: str = Field(default="", description="Why, in one line.")
 
 
 RetrainPhase = Literal["Idle", "Training", "Registering", "AwaitingApproval", "Deploying"]
@@ -191,26 +220,32 @@ RetrainPhase = Literal["Idle", "Training", "Registering", "AwaitingApproval", "D
 class TriggerState(ApiModel):
     """Edge detection of the monitor-driven triggers: each fires once per excursion."""
 
-    last_monitor_evaluation: datetime | None = None
-    performance_streak: int = 0
-    performance_armed: bool = True
-    drift_armed: bool = True
+    last_monitor_evaluation: datetime | None = Field(default=None, description="The monitor evaluation last read.")
+    performance_streak: int = Field(default=0, description="Evaluations in a row below the performance threshold.")
+    performance_armed: bool = Field(default=True, description="The performance trigger may fire; false until quality recovers.")
+    drift_armed: bool = Field(default=True, description="The drift trigger may fire; false until drift clears.")
 
 
 class RetrainPolicyStatus(ApiModel):
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
-    phase: RetrainPhase = "Idle"
+    observed_generation: int | None = Field(default=None, description="The spec generation last acted on.")
+    conditions: list[Condition] = Field(default_factory=list, description="Current state; Ready summarises.")
+    phase: RetrainPhase = Field(default="Idle", description="Idle, Training, Registering, AwaitingApproval or Deploying.")
     last_trigger: TriggerRecord | None = None
-    last_result: str | None = None
+    last_result: str | None = Field(
+        default=None, description="Outcome of the last run: Failed, Rejected, Promoted or RolledBack."
+    )
     current_run: RunStatus | None = None
     runs: int = Field(default=0, ge=0, description="Training runs started so far; names the next Job.")
     last_finished: datetime | None = Field(default=None, description="When the last run ended (cooldown).")
-    next_scheduled: datetime | None = None
+    next_scheduled: datetime | None = Field(default=None, description="When the schedule trigger fires next.")
     triggers: TriggerState = Field(default_factory=TriggerState)
-    candidate_version: str | None = None
-    champion_version: str | None = None
-    comparison: list[MetricComparison] = Field(default_factory=list)
-    canary: str | None = None
-    handled_manual_request: str | None = None
-    history: list[RetrainRecord] = Field(default_factory=list, max_length=20)
+    candidate_version: str | None = Field(default=None, description="The registered version of the last candidate.")
+    champion_version: str | None = Field(default=None, description="The version the candidate was compared with.")
+    comparison: list[MetricComparison] = Field(default_factory=list, description="The gate's comparison, primary metric first.")
+    canary: str | None = Field(default=None, description="The CanaryRelease rolling out the candidate.")
+    handled_manual_request: str | None = Field(
+        default=None, description="The manual request value last acted on; a different value requests a run."
+    )
+    history: list[RetrainRecord] = Field(
+        default_factory=list, max_length=20, description="Finished runs, newest last, at most 20."
+    )

@@ -1,10 +1,13 @@
+from __future__ import annotations
+
 from datetime import timedelta
+from typing import ClassVar
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from modelpilot.api import format_duration, parse_duration
-from modelpilot.api.common import PromQLTemplate
+from modelpilot.api import ApiModel, format_duration, parse_duration
+from modelpilot.api.common import PromQLTemplate, Rule
 
 
 @pytest.mark.parametrize(
@@ -37,7 +40,7 @@ PROMQL = TypeAdapter(PromQLTemplate)
 
 
 def test_promql_template_accepts_known_placeholders() -> None:
-    text = 'sum by (le) (rate(model_request_duration_seconds_bucket{$selector}[$window]))'
+    text = "sum by (le) (rate(model_request_duration_seconds_bucket{$selector}[$window]))"
     assert PROMQL.validate_python(text) == text
     assert PROMQL.validate_python('up{model="${model}",version="$version"} * $$') is not None
 
@@ -55,3 +58,24 @@ def test_promql_template_accepts_known_placeholders() -> None:
 def test_promql_template_refuses_mistakes(text: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         PROMQL.validate_python(text)
+
+
+class _Window(ApiModel):
+    start: int
+    end: int
+
+    rules: ClassVar[tuple[Rule[_Window], ...]] = (
+        Rule("self.start < self.end", "end must come after start", lambda window: window.start < window.end, ".end"),
+    )
+
+
+def test_a_rule_is_one_cel_rule_and_one_python_check_with_one_message() -> None:
+    assert _Window.model_json_schema()["x-kubernetes-validations"] == [
+        {"rule": "self.start < self.end", "message": "end must come after start", "fieldPath": ".end"}
+    ]
+    assert _Window(start=1, end=2).end == 2
+    with pytest.raises(ValidationError) as caught:
+        _Window(start=2, end=1)
+    [error] = caught.value.errors()
+    assert error["msg"] == "end must come after start"
+    assert error["ctx"]["field_path"] == ".end"

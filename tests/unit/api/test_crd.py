@@ -54,3 +54,24 @@ def test_optional_fields_are_nullable_and_defaults_survive() -> None:
     assert performance["window"]["default"] == "5m"
     assert monitor["properties"]["metrics"]["properties"]["preset"]["enum"] == ["generic", "tfserving", "triton", "kserve"]
     assert yaml.safe_load(render_crds()["modelmonitors.modelpilot.dev.yaml"])["kind"] == "CustomResourceDefinition"
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_every_field_is_documented(kind) -> None:
+    schema = build_crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    top = {name: child for name, child in schema["properties"].items() if name not in {"apiVersion", "kind", "metadata"}}
+    undocumented = [
+        path
+        for name, child in top.items()
+        for path, node in _walk(child, name)
+        if not path.endswith(("[]", "{}")) and not node.get("description")
+    ]
+    assert not undocumented, f"{len(undocumented)} fields without a description: {undocumented}"
+
+
+def test_allowed_map_keys_become_a_cel_rule() -> None:
+    monitor = build_crd(KINDS[0])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    overrides = monitor["properties"]["metrics"]["properties"]["overrides"]
+    [rule] = overrides["x-kubernetes-validations"]
+    assert rule["rule"].startswith("self.all(key, key in [") and '"latencyBuckets"' in rule["rule"]
+    assert overrides["maxProperties"] == 8  # bounds the rule's cost for the API server

@@ -25,13 +25,23 @@ def test_every_example_loads(kind) -> None:
         (MODEL_MONITOR, {"interval": "soon"}, "spec.interval", "duration"),
         (MODEL_MONITOR, {"performance": {"latencyP99": "fast"}}, "spec.performance.latencyP99", "number"),
         (MODEL_MONITOR, {"drift": {"baseline": {"offset": "7d", "mlflowProfile": True}}}, "spec.drift.baseline", "exactly one"),
-        (MODEL_MONITOR, {"model": {"name": "m", "version": {"mlflow": {"registeredModel": "m"}}}}, "spec", "mlflow.trackingUri"),
+        (
+            MODEL_MONITOR,
+            {"model": {"name": "m", "version": {"mlflow": {"registeredModel": "m"}}}},
+            "spec.mlflow",
+            "mlflow.trackingUri",
+        ),
         (MODEL_MONITOR, {"surprise": 1}, "spec.surprise", "Extra inputs"),
         (CANARY_RELEASE, {"stepWeights": [50, 25, 100]}, "spec.stepWeights", "ascending"),
         (CANARY_RELEASE, {"stepWeights": [10, 200]}, "spec.stepWeights[1]", "less than or equal to 100"),
-        (CANARY_RELEASE, {"router": {"type": "istio"}}, "spec.router", "virtualService"),
-        (RETRAIN_POLICY, {"monitorRef": None}, "spec", "monitorRef"),
-        (RETRAIN_POLICY, {"triggers": {"schedule": {"interval": "1d", "cron": "0 3 * * *"}}}, "spec.triggers.schedule", "exactly one"),
+        (CANARY_RELEASE, {"router": {"type": "istio"}}, "spec.router.virtualService", "virtualService"),
+        (RETRAIN_POLICY, {"monitorRef": None}, "spec.monitorRef", "monitorRef"),
+        (
+            RETRAIN_POLICY,
+            {"triggers": {"schedule": {"interval": "1d", "cron": "0 3 * * *"}}},
+            "spec.triggers.schedule",
+            "exactly one",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field(kind, change: dict, field: str, words: str) -> None:
