@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from modelpilot.api import parse_duration
 from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus
-from modelpilot.reconcile.monitor import evaluate_monitor
-from modelpilot.sources.observe import MonitorObservations, observe_monitor, query_plan
+from modelpilot.reconcile.monitor import MonitorObservations, decide_monitor, query_plan
+from modelpilot.sources.monitor import query_monitor
 from modelpilot.sources.prometheus import PrometheusClient
 
 from .common import Bench, Settings, Timing, ratio
@@ -66,7 +66,7 @@ async def grouped_cycle(specs: list[ModelMonitorSpec], at: datetime, answered: l
     async def one(spec: ModelMonitorSpec) -> MonitorObservations:
         client = _TimedClient(spec.prometheus.url, began, answered)
         try:
-            return await observe_monitor(spec, client, namespace="bench", version="1", at=at)
+            return await query_monitor(spec, client, namespace="bench", version="1", at=at)
         finally:
             client.close()
 
@@ -169,12 +169,12 @@ def run(settings: Settings, stack: Stack, *, profile: bool = False, log=print) -
     # The statistics of the same cycle, on the grouped answers: what follows the queries.
     began = time.process_time()
     evaluations = [
-        evaluate_monitor(spec, obs, ModelMonitorStatus(), generation=1, now=at) for spec, obs in zip(specs, observations)
+        decide_monitor(spec, ModelMonitorStatus(), obs, generation=1, now=at) for spec, obs in zip(specs, observations)
     ]
     evaluate_cpu = time.process_time() - began
     if profile:
         bench.figures["profile_evaluate_monitor"] = profile_top(lambda: [
-            evaluate_monitor(spec, obs, ModelMonitorStatus(), generation=1, now=at)
+            decide_monitor(spec, ModelMonitorStatus(), obs, generation=1, now=at)
             for spec, obs in zip(specs[:20], observations[:20])
         ], lines=25)
     expected = {f for i, f in enumerate(fleet.numerical) if i % 10 == 0} | {

@@ -45,9 +45,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from modelpilot.api import MODEL_MONITOR, SpecError, load_spec, now_utc
     from modelpilot.api.monitor import ModelMonitorStatus
-    from modelpilot.reconcile.monitor import PROBLEMS, evaluate_monitor
+    from modelpilot.reconcile.monitor import PROBLEMS, decide_monitor
     from modelpilot.report import monitor_report
-    from modelpilot.sources.observe import gather_monitor_observations
+    from modelpilot.sources.monitor import observe_monitor
 
     documents = [d for d in yaml.safe_load_all(args.file.read_text()) if d and d.get("kind") == MODEL_MONITOR.kind]
     if not documents:
@@ -67,10 +67,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(f"{args.file}: {name}: {err}", file=sys.stderr)
             return 2
         namespace = document.get("metadata", {}).get("namespace", "default")
-        observations = asyncio.run(gather_monitor_observations(spec, namespace=namespace, at=at, kube=None))
-        status = evaluate_monitor(spec, observations, ModelMonitorStatus(), generation=None, now=at).status
+        observations = asyncio.run(observe_monitor(spec, namespace=namespace, at=at, kube=None))
+        status = decide_monitor(spec, ModelMonitorStatus(), observations, generation=None, now=at).status
         if args.output == "json":
-            reports.append({"name": name, "status": status.model_dump(mode="json", by_alias=True, exclude_none=True)})
+            reports.append({"name": name, "status": status.to_body()})
         else:
             reports.append(monitor_report(name, spec, status))
         conditions = {c.type: c.status for c in status.conditions}
@@ -128,7 +128,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     from modelpilot.reconcile.retrain import history_rows
     from modelpilot.report import table
     from modelpilot.sources.kubernetes import ObjectMissing, get_resource, patch_resource
-    from modelpilot.sources.training import APPROVE_ANNOTATION, MANUAL_ANNOTATION
+    from modelpilot.reconcile.retrain import APPROVE_ANNOTATION, MANUAL_ANNOTATION
 
     plural = RETRAIN_POLICY.plural
     try:
@@ -261,7 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from modelpilot.sources.kubernetes import NoCluster
+    from modelpilot.sources.mlflow import use_http_defaults
 
+    use_http_defaults()
     try:
         return int(args.func(args))
     except NoCluster as err:

@@ -45,12 +45,12 @@ def test_spec_the_schema_allows_but_the_model_refuses_gets_invalidspec_and_a_war
     cluster = operator.cluster
     monitor = yaml.safe_load((REPO / "examples" / "modelmonitor.yaml").read_text())
     monitor["metadata"]["name"] = "typo-in-promql"
-    monitor["spec"]["metrics"]["overrides"] = {"errors": 'sum(rate(model_requests_total{model="$modell"}[5m]))'}
+    monitor["spec"]["metrics"]["overrides"] = {"requests": 'sum(rate(model_requests_total{model="$modell"}[5m]))'}
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(monitor))
 
     ready = wait_for(lambda: _ready(cluster, "modelmonitors", "typo-in-promql", namespace, 1), timeout=60, what="Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
-    assert "spec.metrics.overrides.errors" in ready["message"]
+    assert "spec.metrics.overrides.requests" in ready["message"]
     assert "modell" in ready["message"]
 
     warnings = wait_for(

@@ -1,31 +1,81 @@
 """A simulated world for the CanaryRelease decision: Deployments that roll out when asked, a
 router, an MLflow alias, webhooks and Prometheus answers made from per-version behaviour.
 
-It runs ticks the way the handler does (needs -> observe -> decide -> write status -> apply),
-and can drop a tick's status write or its apply, as an operator killed at that point would.
+Each tick is the operator's own tick function (``run_tick`` with the CanaryRelease steps), with
+this world as the cluster it reads, writes and observes; it can drop a tick's status write or its
+apply, as an operator killed at that point would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from modelpilot.api import CANARY_RELEASE, load_spec
+from modelpilot.api import CANARY_RELEASE, Kind, load_spec, load_status
 from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus
+from modelpilot.handlers.canary import CANARY_TICK
+from modelpilot.handlers.tick import run_tick
 from modelpilot.instrument import DEFAULT_LATENCY_BUCKETS
-from modelpilot.reconcile.canary import CanaryResult, observation_needs, reconcile_canary
-from modelpilot.reconcile.canary_objects import ReleaseRef
-from modelpilot.sources.canary import RESTART_ANNOTATION, CanaryNeeds, CanaryObservations, CanaryPlan, DeploymentView, MetricAnswer
-from modelpilot.sources.observe import QueryOutcome
-from modelpilot.sources.prometheus import QueryFailed, Sample
-from modelpilot.sources.webhooks import HookAnswer
+from modelpilot.reconcile import EventToPost, OwnerRef, ReleaseRef
+from modelpilot.reconcile.canary import (
+    RESTART_ANNOTATION,
+    CanaryAction,
+    CanaryDecision,
+    CanaryNeeds,
+    CanaryObservations,
+    CanaryPlan,
+    DeploymentView,
+    HookAnswer,
+    MetricAnswer,
+    Notification,
+    observation_needs,
+)
+from modelpilot.reconcile.queries import QueryFailed, QueryOutcome, Sample
 
-__all__ = ["REF", "START", "Behaviour", "World", "feedback_samples", "latency_samples", "release_spec", "requests_samples"]
+__all__ = [
+    "REF",
+    "START",
+    "Behaviour",
+    "World",
+    "feedback_samples",
+    "latency_samples",
+    "notifications_of",
+    "plan_of",
+    "release_spec",
+    "requests_samples",
+]
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 REF = ReleaseRef("ml", "fraud-v4", "uid-1")
+
+
+def plan_of(decision: CanaryDecision) -> CanaryPlan | None:
+    """The plan among a decision's actions (None: touch nothing)."""
+    return next((a for a in decision.actions if isinstance(a, CanaryPlan)), None)
+
+
+def notifications_of(decision: CanaryDecision) -> list[Mapping[str, Any]]:
+    """The event-webhook bodies among a decision's actions."""
+    return [p for a in decision.actions if isinstance(a, Notification) for p in a.payloads]
+
+
+def _merged(body: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) applied, as the API server applies it."""
+    merged = dict(body)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def release_spec(**changes: Any) -> CanaryReleaseSpec:
@@ -104,7 +154,10 @@ class World:
     restarts_written: list[str] = field(default_factory=list)
     alias_moves: list[str | None] = field(default_factory=list)
     hooks_called: list[str] = field(default_factory=list)
-    results: list[CanaryResult] = field(default_factory=list)
+    results: list[CanaryDecision] = field(default_factory=list)
+    resource_version: int = 1
+    _write: bool = True
+    _apply: bool = True
 
     # -- observing -----------------------------------------------------------------------------
 
@@ -188,23 +241,60 @@ class World:
             self.alias_moves.append(plan.alias.version)
             self.alias_holder = plan.alias.version
 
-    def tick(self, *, seconds: float = 2, write: bool = True, apply: bool = True) -> CanaryResult:
-        """One handler tick. ``write=False``: killed before the status write (nothing happened);
+    # -- the cluster the tick reads and writes -------------------------------------------------
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "namespace": REF.namespace, "name": REF.name, "uid": REF.uid, "generation": 1,
+                "resourceVersion": str(self.resource_version),
+            },
+            "spec": self.spec.to_body(),
+            "status": self.status.to_body(),
+        }
+
+    async def read(self, kind: Kind[Any, Any], ref: OwnerRef) -> Mapping[str, Any]:
+        return self.body()
+
+    async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool:
+        if not self._write or resource_version != str(self.resource_version):
+            return False
+        self.status = load_status(CANARY_RELEASE, _merged(self.status.to_body(), patch))
+        self.resource_version += 1
+        return True
+
+    def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
+        pass  # each decision's Events are kept in ``results``
+
+    async def _observe(
+        self, spec: CanaryReleaseSpec, status: CanaryReleaseStatus, ref: ReleaseRef, annotations: Mapping[str, str],
+        now: datetime,
+    ) -> CanaryObservations:
+        return self.observe(observation_needs(spec, status, ref=ref, now=now))
+
+    async def _apply_actions(self, spec: CanaryReleaseSpec, ref: ReleaseRef, actions: Sequence[CanaryAction]) -> list[str]:
+        if self._apply:
+            self.apply(next((a for a in actions if isinstance(a, CanaryPlan)), None))
+        return []
+
+    def _decide(self, *args: Any) -> CanaryDecision:
+        decision = CANARY_TICK.decide(*args)
+        self.results.append(decision)
+        return decision
+
+    def tick(self, *, seconds: float = 2, write: bool = True, apply: bool = True) -> CanaryDecision:
+        """One operator tick. ``write=False``: killed before the status write (nothing happened);
         ``apply=False``: killed after the write, before the plan was applied."""
         # The stable's controller catches up with a restart after a few ticks.
         if self.stable_observed < self.stable_generation:
             self.restart_ticks -= 1
             if self.restart_ticks <= 0:
                 self.stable_observed = self.stable_generation
-        needs = observation_needs(self.spec, self.status, ref=REF, now=self.now)
-        result = reconcile_canary(self.spec, self.status, self.observe(needs), ref=REF, generation=1, now=self.now)
-        self.results.append(result)
-        if write:
-            self.status = result.status
-            if apply:
-                self.apply(result.plan)
+        self._write, self._apply = write, apply
+        steps = dataclasses.replace(CANARY_TICK, observe=self._observe, decide=self._decide, apply=self._apply_actions)
+        asyncio.run(run_tick(steps, self.body(), self, logger=logging.getLogger("canary-world"), now=self.now))
         self.now += timedelta(seconds=seconds)
-        return result
+        return self.results[-1]
 
     def run_until(self, phase: str, *, limit: int = 200, **tick: Any) -> CanaryReleaseStatus:
         for _ in range(limit):

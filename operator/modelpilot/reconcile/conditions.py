@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Iterable, Literal, Sequence
 
 from modelpilot.api import Condition, ConditionStatus
 
-__all__ = ["EventToPost", "changed_conditions", "find_condition", "set_condition"]
+from .decision import MESSAGE_LIMIT
 
-
-@dataclass(frozen=True)
-class EventToPost:
-    """A Kubernetes Event a reconcile step asks the handler to post."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
+__all__ = ["changed_conditions", "find_condition", "set_condition"]
 
 
 def find_condition(conditions: Iterable[Condition], type_: str) -> Condition | None:
@@ -41,7 +33,7 @@ def set_condition(
         type=type_,
         status=status,
         reason=reason,
-        message=message,
+        message=message[:MESSAGE_LIMIT],
         last_transition_time=now if flipped else previous.last_transition_time,
         observed_generation=generation,
     )

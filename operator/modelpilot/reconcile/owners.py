@@ -1,13 +1,14 @@
-"""Resources as owners of the objects the operator creates for them (ownerReferences)."""
+"""The identity of a modelpilot resource in a tick, and its ownerReference for the objects the
+operator creates for it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from modelpilot.api import CANARY_RELEASE, GROUP, RETRAIN_POLICY, VERSION
+from modelpilot.api import CANARY_RELEASE, GROUP, MODEL_MONITOR, RETRAIN_POLICY, VERSION
 
-__all__ = ["OwnerRef", "PolicyRef", "ReleaseRef"]
+__all__ = ["MonitorRef", "OwnerRef", "PolicyRef", "ReleaseRef"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class OwnerRef:
             "controller": True,
             "blockOwnerDeletion": True,
         }
+
+
+class MonitorRef(OwnerRef):
+    """A ModelMonitor."""
+
+    kind = MODEL_MONITOR.kind
 
 
 class ReleaseRef(OwnerRef):

@@ -14,164 +14,49 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
 
-from modelpilot.api import CANARY_RELEASE, GROUP, VERSION, parse_duration
-from modelpilot.api.canary import CanaryReleaseSpec
+from modelpilot.api import parse_duration
+from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus
+from modelpilot.reconcile import ReleaseRef
+from modelpilot.reconcile.canary import (
+    RESTART_ANNOTATION,
+    AliasTarget,
+    CanaryAction,
+    CanaryNeeds,
+    CanaryObservations,
+    CanaryPlan,
+    DeploymentView,
+    HookAnswer,
+    MetricAnswer,
+    Notification,
+    candidate_name,
+    observation_needs,
+)
+from modelpilot.reconcile.queries import PlannedQuery, QueryFailed, QueryOutcome
 
-from .kubernetes import KubernetesReader, api_client, get_resource
-from .mlflow import RegistryError
-from .observe import PlannedQuery, QueryOutcome, instant_outcome, prometheus_client, registry_for
-from .prometheus import QueryFailed
-from .routers import candidate_name, router_for
-from .webhooks import HookAnswer, call_webhook
+from .kubernetes import KubeError, KubernetesReader, ObjectMissing, api_client, kube_call
+from .mlflow import RegistryError, registry_for
+from .monitor import prometheus_client
+from .prometheus import instant_outcome
+from .routers import router_for
+from .webhooks import call_webhook
 
-__all__ = [
-    "FIELD_MANAGER",
-    "RESTART_ANNOTATION",
-    "AliasTarget",
-    "CanaryCluster",
-    "CanaryNeeds",
-    "CanaryObservations",
-    "CanaryPlan",
-    "DeploymentView",
-    "HookCall",
-    "MetricAnswer",
-    "MetricQueries",
-]
+__all__ = ["FIELD_MANAGER", "CanaryCluster"]
 
-RESTART_ANNOTATION = "modelpilot.dev/restartedAt"
 FIELD_MANAGER = "modelpilot"
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DeploymentView:
-    """What a release reads of a Deployment: its counts, and the body to build from."""
-
-    name: str
-    replicas: int
-    generation: int
-    observed_generation: int
-    status_replicas: int
-    updated: int
-    ready: int
-    labels: Mapping[str, str] = field(default_factory=dict)
-    template_annotations: Mapping[str, str] = field(default_factory=dict)
-    body: Mapping[str, Any] = field(default_factory=dict, compare=False)
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> DeploymentView:
-        meta, spec, status = body.get("metadata", {}), body.get("spec", {}), body.get("status") or {}
-        return cls(
-            name=meta.get("name", ""),
-            replicas=int(spec.get("replicas", 1)),
-            generation=int(meta.get("generation") or 0),
-            observed_generation=int(status.get("observedGeneration") or 0),
-            status_replicas=int(status.get("replicas") or 0),
-            updated=int(status.get("updatedReplicas") or 0),
-            ready=int(status.get("readyReplicas") or 0),
-            labels=meta.get("labels") or {},
-            template_annotations=(spec.get("template", {}).get("metadata") or {}).get("annotations") or {},
-            body=body,
-        )
-
-    @property
-    def rolled_out(self) -> bool:
-        """Every replica runs the current template and is ready, as `kubectl rollout status` judges."""
-        return (
-            self.observed_generation >= self.generation
-            and self.updated == self.replicas
-            and self.status_replicas == self.updated
-            and self.ready >= self.updated
-        )
-
-
-@dataclass(frozen=True)
-class MetricQueries:
-    candidate: str
-    stable: str
-
-
-@dataclass(frozen=True)
-class MetricAnswer:
-    candidate: QueryOutcome
-    stable: QueryOutcome
-
-
-@dataclass(frozen=True)
-class HookCall:
-    """One webhook to call this tick, with the body the decision layer wrote."""
-
-    type: str
-    secret: str
-    key: str
-    timeout: timedelta
-    payload: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class CanaryNeeds:
-    """What one tick must read beyond the Deployments: analysis queries, the alias, webhooks."""
-
-    at: datetime
-    queries: Mapping[str, MetricQueries] = field(default_factory=dict)
-    alias: bool = False
-    hooks: tuple[HookCall, ...] = ()
-
-
-@dataclass(frozen=True)
-class CanaryObservations:
-    """One tick's view of the world. ``problem`` (reason, message) says why the cluster could not
-    be read; the decision then holds everything as it is."""
-
-    stable: DeploymentView | None = None
-    stable_service: Mapping[str, Any] | None = None
-    candidate: DeploymentView | None = None
-    actual_weight: float | None = None
-    problem: tuple[str, str] | None = None
-    alias_holder: str | None = None
-    registry_error: str | None = None
-    metrics: Mapping[str, MetricAnswer] = field(default_factory=dict)
-    hooks: Mapping[str, HookAnswer] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AliasTarget:
-    """Where an MLflow alias must point (None: nowhere), and tags the version gets first."""
-
-    model: str
-    alias: str
-    version: str | None
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CanaryPlan:
-    """What must be true after this tick, applied in order by :meth:`CanaryCluster.apply`.
-
-    ``drain_first``: the router weight moves before the candidate Deployment changes (traffic
-    leaves pods before they go away); otherwise after (pods exist before traffic comes).
-    """
-
-    deployment: Mapping[str, Any]
-    weight: int
-    drain_first: bool
-    service: Mapping[str, Any] | None = None
-    restart: str | None = None
-    alias: AliasTarget | None = None
-
-
 def _raw(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """A client call's JSON body as sent by the API server (camelCase, nothing dropped)."""
-    response = call(*args, _preload_content=False, _request_timeout=10, **kwargs)
-    return json.loads(response.data)
+    response = kube_call(call, *args, _preload_content=False, **kwargs)
+    return json.loads(response.data)  # type: ignore[no-any-return]  # the API server answers a JSON object
 
 
 class CanaryCluster:
@@ -188,37 +73,14 @@ class CanaryCluster:
     def _core(self) -> kubernetes.client.CoreV1Api:
         return kubernetes.client.CoreV1Api(api_client())
 
-    # -- the release itself ------------------------------------------------------------------
-
-    async def read_release(self, namespace: str, name: str) -> dict[str, Any]:
-        """The release as stored now: a timer's body may predate the status the last tick wrote."""
-        return await asyncio.to_thread(get_resource, CANARY_RELEASE.plural, namespace, name)
-
-    async def write_status(self, namespace: str, name: str, resource_version: str, patch: Mapping[str, Any]) -> bool:
-        """Merge ``patch`` into the status if the release is still at ``resource_version``.
-
-        False when someone wrote in between: the tick was decided on a stale view, and the next
-        one decides again. This is what keeps two ticks (or two operators) from both making a
-        transition.
-        """
-        custom = kubernetes.client.CustomObjectsApi(api_client())
-        body = {"metadata": {"resourceVersion": resource_version}, "status": dict(patch)}
-        try:
-            await asyncio.to_thread(
-                custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, CANARY_RELEASE.plural, name,
-                body, _content_type="application/merge-patch+json", _request_timeout=10,
-            )
-        except ApiException as err:
-            if err.status == 409:
-                return False
-            raise
-        return True
-
     # -- observing ---------------------------------------------------------------------------
 
-    async def observe(
-        self, spec: CanaryReleaseSpec, needs: CanaryNeeds, *, namespace: str, release: str
+    async def observe_canary(
+        self, spec: CanaryReleaseSpec, status: CanaryReleaseStatus, *, ref: ReleaseRef, now: datetime
     ) -> CanaryObservations:
+        """One tick's observations: what ``observation_needs`` asks for, and the workloads."""
+        needs = observation_needs(spec, status, ref=ref, now=now)
+        namespace, release = ref.namespace, ref.name
         workloads, metrics, alias, hooks = await asyncio.gather(
             self._workloads(spec, namespace, release),
             self._metrics(spec, needs, namespace),
@@ -233,27 +95,28 @@ class CanaryCluster:
         try:
             body = await asyncio.to_thread(_raw, self._apps.read_namespaced_deployment, target.deployment, namespace)
             found["stable"] = stable = DeploymentView.from_body(body)
-        except ApiException as err:
+        except KubeError as err:
             return {"problem": _problem(err, "StableNotFound", f"stable Deployment {namespace}/{target.deployment}")}
         try:
             body = await asyncio.to_thread(_raw, self._apps.read_namespaced_deployment, candidate_name(release), namespace)
             found["candidate"] = DeploymentView.from_body(body)
-        except ApiException as err:
-            if err.status != 404:  # a candidate not created yet is no problem
-                return {**found, "problem": _problem(err, "APIError", "candidate Deployment")}
+        except ObjectMissing:
+            pass  # a candidate not created yet is no problem
+        except KubeError as err:
+            return {**found, "problem": _problem(err, "APIError", "candidate Deployment")}
         if spec.router.type != "replicas" and target.service is not None:
             try:
                 found["stable_service"] = await asyncio.to_thread(
                     _raw, self._core.read_namespaced_service, target.service, namespace
                 )
-            except ApiException as err:
+            except KubeError as err:
                 return {**found, "problem": _problem(err, "StableServiceNotFound", f"stable Service {namespace}/{target.service}")}
         candidate = found.get("candidate")
         try:
             found["actual_weight"] = await router_for(spec, namespace, release).read_weight(
                 stable.ready, candidate.ready if candidate else 0
             )
-        except ApiException as err:
+        except KubeError as err:
             return {**found, "problem": _problem(err, "RouteNotFound", f"the {spec.router.type} route")}
         return found
 
@@ -302,8 +165,18 @@ class CanaryCluster:
 
     # -- acting ------------------------------------------------------------------------------
 
-    async def apply(self, spec: CanaryReleaseSpec, plan: CanaryPlan, *, namespace: str, release: str) -> list[str]:
-        """Make the plan true; returns what failed (each is retried by the next tick)."""
+    async def apply_canary_actions(self, spec: CanaryReleaseSpec, ref: ReleaseRef, actions: Sequence[CanaryAction]) -> list[str]:
+        """Make the plan true and send the notifications; returns what failed (each plan step
+        is retried by the next tick; notifications are best effort)."""
+        failures: list[str] = []
+        for action in actions:
+            if isinstance(action, Notification):
+                await self._notify(spec, ref.namespace, action.payloads)
+            else:
+                failures += await self._apply_plan(spec, action, namespace=ref.namespace, release=ref.name)
+        return failures
+
+    async def _apply_plan(self, spec: CanaryReleaseSpec, plan: CanaryPlan, *, namespace: str, release: str) -> list[str]:
         router = router_for(spec, namespace, release)
         steps: list[tuple[str, Any]] = []
         if plan.drain_first:
@@ -325,7 +198,7 @@ class CanaryCluster:
         for what, step in steps:
             try:
                 await step()
-            except (ApiException, RegistryError) as err:
+            except (KubeError, RegistryError) as err:
                 failures.append(f"{what}: {err}")
         return failures
 
@@ -343,7 +216,7 @@ class CanaryCluster:
             _content_type="application/merge-patch+json",
         )
 
-    async def notify(self, spec: CanaryReleaseSpec, namespace: str, payloads: list[Mapping[str, Any]]) -> None:
+    async def _notify(self, spec: CanaryReleaseSpec, namespace: str, payloads: Sequence[Mapping[str, Any]]) -> None:
         """Post each transition to every event webhook, once, best effort."""
         calls = [
             call_webhook(self.kube, namespace, hook.url_secret.name, hook.url_secret.key, payload, parse_duration(hook.timeout))
@@ -356,11 +229,11 @@ class CanaryCluster:
                 log.warning("event webhook of %s: %s", namespace, answer.message)
 
 
-def _problem(err: ApiException, missing: str, what: str) -> tuple[str, str]:
-    """(reason, message) of a failed read: ``missing`` for a 404, else an API error."""
-    if err.status == 404:
+def _problem(err: KubeError, missing: str, what: str) -> tuple[str, str]:
+    """(reason, message) of a failed read: ``missing`` for a 404, else the API error's reason."""
+    if isinstance(err, ObjectMissing):
         return missing, f"{what} not found"
-    return "APIError", f"reading {what}: {err.status} {err.reason}"
+    return err.reason, f"reading {what}: {err}"
 
 
 def _move_alias(tracking_uri: str, target: AliasTarget) -> None:

@@ -12,19 +12,80 @@ import functools
 from typing import Any
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from modelpilot.api import GROUP, VERSION
 
-__all__ = ["KubernetesReader", "NoCluster", "ObjectMissing", "api_client", "get_resource", "patch_resource"]
+__all__ = [
+    "REQUEST_TIMEOUT",
+    "ApiUnavailable",
+    "Conflict",
+    "Forbidden",
+    "KubeError",
+    "KubernetesReader",
+    "NoCluster",
+    "ObjectMissing",
+    "api_client",
+    "get_resource",
+    "kube_call",
+    "patch_resource",
+    "write_status",
+]
 
 
 class NoCluster(Exception):
     """Neither an in-cluster configuration nor a kubeconfig."""
 
 
-class ObjectMissing(Exception):
+class KubeError(Exception):
+    """An API request that failed; ``reason`` is a CamelCase word a condition can carry."""
+
+    reason = "APIError"
+
+
+class ObjectMissing(KubeError):
     """The object does not exist (404)."""
+
+    reason = "NotFound"
+
+
+class Conflict(KubeError):
+    """The object exists already, or changed since it was read (409)."""
+
+    reason = "Conflict"
+
+
+class Forbidden(KubeError):
+    """The operator's service account may not do this (403)."""
+
+    reason = "Forbidden"
+
+
+class ApiUnavailable(KubeError):
+    """The API server did not answer in time, or answered 5xx/429: retrying may help."""
+
+    reason = "APIUnavailable"
+
+
+#: Seconds one API request may take before it counts as unavailable.
+REQUEST_TIMEOUT = 10
+_BY_STATUS: dict[int, type[KubeError]] = {404: ObjectMissing, 409: Conflict, 403: Forbidden}
+
+
+def kube_call(function: Any, *args: Any, missing_ok: bool = False, exists_ok: bool = False, **kwargs: Any) -> Any:
+    """One client call with the operator's one error policy: a bounded time, 404/409/403 and an
+    unavailable server told apart as KubeError subclasses. ``missing_ok``: a 404 answers None;
+    ``exists_ok``: a 409 answers None (a create repeated after a restart)."""
+    try:
+        return function(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+    except ApiException as err:
+        if (err.status == 404 and missing_ok) or (err.status == 409 and exists_ok):
+            return None
+        error = _BY_STATUS.get(err.status or 0) or (ApiUnavailable if (err.status or 500) >= 500 or err.status == 429 else KubeError)
+        raise error(f"{err.status} {err.reason}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as err:
+        raise ApiUnavailable(f"the API server did not answer: {err}") from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,39 +116,44 @@ class KubernetesReader:
         return kubernetes.client.CoreV1Api(self._client or api_client())
 
     async def deployment_replicas(self, namespace: str, name: str) -> tuple[int, int]:
-        """(ready, desired) replicas of a Deployment; raises ObjectMissing or ApiException."""
-        deployment = await asyncio.to_thread(_missing_as_error, self._apps.read_namespaced_deployment, name, namespace)
+        """(ready, desired) replicas of a Deployment; raises a KubeError."""
+        deployment = await asyncio.to_thread(kube_call, self._apps.read_namespaced_deployment, name, namespace)
         desired = deployment.spec.replicas if deployment.spec.replicas is not None else 1
         return int(deployment.status.ready_replicas or 0), int(desired)
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str:
-        secret = await asyncio.to_thread(_missing_as_error, self._core.read_namespaced_secret, name, namespace)
+        secret = await asyncio.to_thread(kube_call, self._core.read_namespaced_secret, name, namespace)
         data = secret.data or {}
         if key not in data:
             raise ObjectMissing(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data[key]).decode()
 
 
-def _missing_as_error(function: Any, name: str, namespace: str) -> Any:
-    try:
-        return function(name, namespace, _request_timeout=10)
-    except ApiException as err:
-        if err.status == 404:
-            raise ObjectMissing(f"{namespace}/{name} not found") from None
-        raise
-
-
 def get_resource(plural: str, namespace: str, name: str) -> dict[str, Any]:
     """One of modelpilot's own resources as a body; raises ObjectMissing."""
     custom = kubernetes.client.CustomObjectsApi(api_client())
-    return _missing_as_error(
-        lambda n, ns, **kw: custom.get_namespaced_custom_object(GROUP, VERSION, ns, plural, n, **kw), name, namespace
-    )
+    return kube_call(custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
 
 
 def patch_resource(plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """A merge patch of one of modelpilot's own resources (a CLI acting for the user)."""
     custom = kubernetes.client.CustomObjectsApi(api_client())
-    return _missing_as_error(
-        lambda n, ns, **kw: custom.patch_namespaced_custom_object(GROUP, VERSION, ns, plural, n, body, **kw), name, namespace
-    )
+    return kube_call(custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, plural, name, body)
+
+
+def write_status(plural: str, namespace: str, name: str, resource_version: str, patch: dict[str, Any]) -> bool:
+    """Merge ``patch`` into a resource's status if it is still at ``resource_version``.
+
+    False when someone wrote in between: the tick was decided on a stale view, and the next one
+    decides again. This keeps two ticks (or two operators) from both making a transition.
+    """
+    custom = kubernetes.client.CustomObjectsApi(api_client())
+    body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
+    try:
+        kube_call(
+            custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, plural, name, body,
+            _content_type="application/merge-patch+json",
+        )
+    except Conflict:
+        return False
+    return True

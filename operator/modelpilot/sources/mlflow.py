@@ -15,6 +15,7 @@ when asked for.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -42,6 +43,8 @@ __all__ = [
     "RegistryRejected",
     "RegistryUnavailable",
     "RunInfo",
+    "registry_for",
+    "use_http_defaults",
 ]
 
 #: MLflow's defaults (120 s timeout, 7 retries with exponential backoff) keep a call to a dead
@@ -191,8 +194,6 @@ class MlflowRegistry:
     """The model registry (and its tracking server) at `tracking_uri`."""
 
     def __init__(self, tracking_uri: str) -> None:
-        for name, value in HTTP_DEFAULTS.items():
-            os.environ.setdefault(name, value)
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -373,3 +374,19 @@ class MlflowRegistry:
                 "nowhere to keep a reference profile; register it from its training run"
             )
         return info.run_id
+
+
+@functools.lru_cache(maxsize=64)
+def registry_for(tracking_uri: str) -> MlflowRegistry:
+    """One registry client per tracking URI, shared by every resource that names it."""
+    return MlflowRegistry(tracking_uri)
+
+
+def use_http_defaults() -> None:
+    """Put HTTP_DEFAULTS into the process environment where nothing else is set there.
+
+    Called once by the programs that talk to MLflow (the operator, the CLI): the environment
+    belongs to the process, not to a client object.
+    """
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)

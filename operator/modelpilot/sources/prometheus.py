@@ -13,31 +13,16 @@ import json
 import re
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-__all__ = ["PrometheusClient", "QueryFailed", "Sample", "Series"]
+from modelpilot.reconcile.queries import PlannedQuery, QueryFailed, QueryOutcome, Sample, Series
 
-
-@dataclass(frozen=True)
-class Sample:
-    """One element of an instant vector."""
-
-    labels: Mapping[str, str]
-    value: float
-
-
-@dataclass(frozen=True)
-class Series:
-    """One series of a range query: (unix time, value) points in time order."""
-
-    labels: Mapping[str, str]
-    points: tuple[tuple[float, float], ...]
+__all__ = ["PrometheusClient", "instant_outcome", "range_outcome"]
 
 
 # Queries of every monitor share these threads; at most this many are in flight at once.
@@ -52,16 +37,6 @@ def _slots() -> asyncio.Semaphore:
     if loop not in _SLOTS:
         _SLOTS[loop] = asyncio.Semaphore(CONCURRENT_QUERIES)
     return _SLOTS[loop]
-
-
-class QueryFailed(Exception):
-    """A query that did not answer; ``reason`` is a CamelCase word for a condition."""
-
-    def __init__(self, reason: str, message: str, query: str):
-        self.reason = reason
-        self.message = message
-        self.query = query
-        super().__init__(f"{reason}: {message}")
 
 
 class PrometheusClient:
@@ -134,3 +109,20 @@ def _classified(err: PrometheusApiClientException, query: str, url: str) -> Quer
         return QueryFailed("BadQuery", f"Prometheus refused the query: {detail}", query)
     code = status.group(1) if status else "an error"
     return QueryFailed("ServerError", f"Prometheus at {url} answered {code}: {detail}", query)
+
+
+async def instant_outcome(client: PrometheusClient, query: PlannedQuery) -> QueryOutcome:
+    """The answer of one instant query, or the failure; never raises."""
+    try:
+        return QueryOutcome(query.promql, samples=tuple(await client.instant(query.promql, query.at)))
+    except QueryFailed as err:
+        return QueryOutcome(query.promql, error=err)
+
+
+async def range_outcome(client: PrometheusClient, query: PlannedQuery, horizon: timedelta, step: timedelta) -> QueryOutcome:
+    """The answer of one range query over ``horizon`` up to the query's time, or the failure."""
+    try:
+        series = await client.range(query.promql, query.at - horizon + step, query.at, step)
+        return QueryOutcome(query.promql, series=tuple(series))
+    except QueryFailed as err:
+        return QueryOutcome(query.promql, error=err)

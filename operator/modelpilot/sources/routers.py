@@ -11,142 +11,18 @@ read-modify-write under the object's resourceVersion.
 from __future__ import annotations
 
 import asyncio
-import copy
-import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
 
-from modelpilot.api.canary import CanaryReleaseSpec, HeaderMatch, RouterSpec
+from modelpilot.api.canary import CanaryReleaseSpec, HeaderMatch
+from modelpilot.reconcile.canary import HTTPROUTE, VIRTUALSERVICE, RouteObject, candidate_name, weighted_http_route, weighted_virtual_service
 
-from .kubernetes import api_client
+from .kubernetes import Conflict, api_client, kube_call
 
-__all__ = [
-    "HTTPROUTE",
-    "VIRTUALSERVICE",
-    "RouteObject",
-    "Router",
-    "candidate_replicas",
-    "candidate_name",
-    "router_for",
-    "weighted_http_route",
-    "weighted_virtual_service",
-]
-
-
-@dataclass(frozen=True)
-class RouteObject:
-    """Group, version and plural of a routing custom resource."""
-
-    group: str
-    version: str
-    plural: str
-
-
-HTTPROUTE = RouteObject("gateway.networking.k8s.io", "v1", "httproutes")
-VIRTUALSERVICE = RouteObject("networking.istio.io", "v1", "virtualservices")
-
-
-def candidate_name(release: str) -> str:
-    """Name of the candidate Deployment and of its Service."""
-    return f"{release}-candidate"
-
-
-def candidate_replicas(router: RouterSpec, weight: int, stable_replicas: int) -> int:
-    """Candidate replicas while the candidate is analysed at ``weight`` percent.
-
-    ``replicas``: c = round(s * w / (100 - w)) so that c / (s + c) is as close to w as whole pods
-    allow, at least 1, at most ``maxCandidateReplicas`` (default s). The mesh routers keep the
-    candidate at the stable's capacity from the start: weights then move without waiting for pods.
-    """
-    if router.type != "replicas":
-        return max(stable_replicas, 1)
-    if weight <= 0:
-        return 0
-    cap = router.max_candidate_replicas or max(stable_replicas, 1)
-    if weight >= 100:
-        return cap
-    # floor(x + 0.5), not round(): Python rounds halves to even, and 0.5 must give a pod.
-    return min(cap, max(1, math.floor(stable_replicas * weight / (100 - weight) + 0.5)))
-
-
-def _is_service_ref(ref: Mapping[str, Any], name: str) -> bool:
-    return ref.get("name") == name and ref.get("kind", "Service") == "Service" and not ref.get("group")
-
-
-def weighted_http_route(
-    rules: Sequence[Mapping[str, Any]], *, stable: str, candidate: str, weight: int, header: HeaderMatch | None
-) -> list[dict[str, Any]]:
-    """An HTTPRoute's rules with ``weight`` percent of every rule that serves ``stable`` sent to
-    ``candidate``; other backends and rules are left as they are.
-
-    With ``header``, a rule matching the header (on each of the stable rule's matches) sends to the
-    candidate alone, ahead of the weighted rule. At weight 0 the candidate backend and the header
-    rule are removed, which gives back the route as it was but for the stable weight.
-    """
-    result: list[dict[str, Any]] = []
-    for rule in rules:
-        refs = list(rule.get("backendRefs") or [])
-        if refs and all(_is_service_ref(r, candidate) for r in refs):
-            continue  # the header rule written earlier: rebuilt below when still wanted
-        stable_ref = next((r for r in refs if _is_service_ref(r, stable)), None)
-        if stable_ref is None:
-            result.append(copy.deepcopy(dict(rule)))
-            continue
-        port = {"port": stable_ref["port"]} if "port" in stable_ref else {}
-        others = [copy.deepcopy(dict(r)) for r in refs if r is not stable_ref and not _is_service_ref(r, candidate)]
-        weighted = [{**copy.deepcopy(dict(stable_ref)), "weight": 100 - weight}]
-        if weight > 0:
-            weighted.append({"name": candidate, **port, "weight": weight})
-            if header is not None:
-                matches = rule.get("matches") or [{}]
-                exact = {"type": "Exact", "name": header.name, "value": header.value}
-                result.append({
-                    "matches": [{**copy.deepcopy(dict(m)), "headers": [*m.get("headers", []), exact]} for m in matches],
-                    "backendRefs": [{"name": candidate, **port}],
-                })
-        result.append({**copy.deepcopy(dict(rule)), "backendRefs": weighted + others})
-    return result
-
-
-def _is_host(destination: Mapping[str, Any], service: str) -> bool:
-    host = destination.get("host", "")
-    return host == service or host.startswith(f"{service}.")
-
-
-def weighted_virtual_service(
-    http: Sequence[Mapping[str, Any]], *, stable: str, candidate: str, weight: int, header: HeaderMatch | None
-) -> list[dict[str, Any]]:
-    """A VirtualService's http routes, weighted as :func:`weighted_http_route` weights an HTTPRoute."""
-    result: list[dict[str, Any]] = []
-    for route in http:
-        destinations = list(route.get("route") or [])
-        if destinations and all(_is_host(d.get("destination", {}), candidate) for d in destinations):
-            continue
-        stable_dest = next((d for d in destinations if _is_host(d.get("destination", {}), stable)), None)
-        if stable_dest is None:
-            result.append(copy.deepcopy(dict(route)))
-            continue
-        port = {"port": stable_dest["destination"]["port"]} if "port" in stable_dest["destination"] else {}
-        others = [
-            copy.deepcopy(dict(d)) for d in destinations
-            if d is not stable_dest and not _is_host(d.get("destination", {}), candidate)
-        ]
-        weighted = [{**copy.deepcopy(dict(stable_dest)), "weight": 100 - weight}]
-        if weight > 0:
-            weighted.append({"destination": {"host": candidate, **port}, "weight": weight})
-            if header is not None:
-                matches = route.get("match") or [{}]
-                exact = {header.name: {"exact": header.value}}
-                result.append({
-                    "match": [{**copy.deepcopy(dict(m)), "headers": {**m.get("headers", {}), **exact}} for m in matches],
-                    "route": [{"destination": {"host": candidate, **port}}],
-                })
-        result.append({**copy.deepcopy(dict(route)), "route": weighted + others})
-    return result
+__all__ = ["Router", "router_for"]
 
 
 class Router(ABC):
@@ -189,9 +65,10 @@ class RouteRouter(Router):
 
     def _get(self) -> dict[str, Any]:
         api = kubernetes.client.CustomObjectsApi(api_client())
-        return api.get_namespaced_custom_object(
-            self.kind.group, self.kind.version, self.namespace, self.kind.plural, self.name, _request_timeout=10
+        body: dict[str, Any] = kube_call(
+            api.get_namespaced_custom_object, self.kind.group, self.kind.version, self.namespace, self.kind.plural, self.name
         )
+        return body
 
     async def read_weight(self, stable_ready: int, candidate_ready: int) -> float | None:
         body = await asyncio.to_thread(self._get)
@@ -219,12 +96,12 @@ class RouteRouter(Router):
         # and the next tick writes the weights again on top of it.
         patch = {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "spec": {self._field: wanted}}
         try:
-            api.patch_namespaced_custom_object(
-                self.kind.group, self.kind.version, self.namespace, self.kind.plural, self.name, patch, _request_timeout=10
+            kube_call(
+                api.patch_namespaced_custom_object, self.kind.group, self.kind.version, self.namespace, self.kind.plural,
+                self.name, patch,
             )
-        except ApiException as err:
-            if err.status != 409:
-                raise
+        except Conflict:
+            pass
 
 
 def router_for(spec: CanaryReleaseSpec, namespace: str, release: str) -> Router:

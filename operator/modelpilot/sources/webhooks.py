@@ -11,21 +11,14 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping
 
-from kubernetes.client.exceptions import ApiException
+from modelpilot.reconcile.canary import HookAnswer
 
-from .kubernetes import KubernetesReader, ObjectMissing
+from .kubernetes import KubeError, KubernetesReader
 
-__all__ = ["HookAnswer", "call_webhook", "post_json"]
-
-
-@dataclass(frozen=True)
-class HookAnswer:
-    ok: bool
-    message: str
+__all__ = ["call_webhook", "post_json"]
 
 
 def post_json(url: str, payload: Mapping[str, Any], timeout: timedelta) -> HookAnswer:
@@ -49,6 +42,6 @@ async def call_webhook(
     """Read the URL from ``secret[key]`` and POST ``payload`` to it."""
     try:
         url = (await kube.secret_value(namespace, secret, key)).strip()
-    except (ObjectMissing, ApiException) as err:
+    except KubeError as err:
         return HookAnswer(False, f"no URL from Secret {namespace}/{secret}: {err}")
     return await asyncio.to_thread(post_json, url, payload, timeout)

@@ -10,9 +10,9 @@ import pytest
 
 from modelpilot.api.canary import CanaryReleaseStatus
 from modelpilot.reconcile import find_condition
-from modelpilot.reconcile.canary import observation_needs, reconcile_canary
-from modelpilot.sources.canary import RESTART_ANNOTATION, CanaryObservations
-from tests.support.canary_world import REF, START, Behaviour, World, release_spec
+from modelpilot.reconcile.canary import decide_canary, observation_needs
+from modelpilot.reconcile.canary import RESTART_ANNOTATION, CanaryObservations
+from tests.support.canary_world import REF, START, Behaviour, World, notifications_of, plan_of, release_spec
 
 
 def condition(world: World, type_: str) -> tuple[str, str]:
@@ -81,7 +81,7 @@ def test_worse_candidate_is_rolled_back_at_the_first_step_with_the_reason(candid
     record = next(r for r in status.last_analysis if r.metric == metric)
     assert record.verdict == "Fail" and getattr(record, field) is not None
     assert condition(world, "Ready") == ("False", "RolledBack") and condition(world, "RolledBack") == ("True", "MetricFailed")
-    plan = world.results[-1].plan
+    plan = plan_of(world.results[-1])
     assert plan is not None and plan.drain_first and plan.weight == 0 and plan.deployment["spec"]["replicas"] == 0
     assert world.alias_holder == "3" and not world.alias_moves  # the alias never moved
     assert ("RolledBack", reason.message) in world.events()
@@ -180,7 +180,8 @@ def test_abort_at_any_step_sends_traffic_back_at_once(step: int) -> None:
     result = world.tick()
     assert result.status.phase == "RolledBack" and result.status.rollback is not None
     assert result.status.rollback.reason == "Aborted" and result.status.rollback.step == step
-    assert result.plan is not None and result.plan.weight == 0 and result.plan.drain_first
+    plan = plan_of(result)
+    assert plan is not None and plan.weight == 0 and plan.drain_first
 
 
 def test_abort_after_the_alias_moved_restores_it_but_not_once_the_stable_restarts() -> None:
@@ -225,7 +226,7 @@ def test_gate_webhooks_block_until_they_answer_2xx() -> None:
         world.tick()
     assert world.hooks_called.index("confirm-rollout") < world.hooks_called.index("pre-rollout")
     assert world.status.hooks_done == ["confirm-rollout", "pre-rollout", "post-rollout"]
-    notes = [n for r in world.results for n in r.notifications]
+    notes = [n for r in world.results for n in notifications_of(r)]
     assert notes and all(n["text"].startswith("ml/fraud-v4: ") for n in notes)
     assert [n["reason"] for n in notes][-1] == "Promoted"
 
@@ -242,7 +243,7 @@ def test_a_changed_candidate_starts_a_new_release_and_a_same_version_one_is_refu
 
     same = World(release_spec(), alias_holder="4")
     same.tick()
-    assert condition(same, "Ready") == ("False", "SameVersion") and same.results[-1].plan is None
+    assert condition(same, "Ready") == ("False", "SameVersion") and plan_of(same.results[-1]) is None
 
 
 def test_image_only_candidate_gets_a_version_label_of_its_own() -> None:
@@ -286,13 +287,13 @@ def test_a_replayed_tick_decides_the_same_and_its_plan_applied_twice_changes_not
     while world.status.phase != "Promoted":
         needs = observation_needs(world.spec, world.status, ref=REF, now=world.now)
         obs = world.observe(needs)
-        first = reconcile_canary(world.spec, world.status, obs, ref=REF, generation=1, now=world.now)
-        again = reconcile_canary(world.spec, world.status, obs, ref=REF, generation=1, now=world.now)
+        first = decide_canary(world.spec, world.status, obs, ref=REF, generation=1, now=world.now)
+        again = decide_canary(world.spec, world.status, obs, ref=REF, generation=1, now=world.now)
         assert again == first
         world.status = first.status
-        world.apply(first.plan)
+        world.apply(plan_of(first))
         once = (copy.deepcopy(world.candidate), world.weight, world.stable_annotation, world.stable_generation, world.alias_holder)
-        world.apply(first.plan)
+        world.apply(plan_of(first))
         assert (world.candidate, world.weight, world.stable_annotation, world.stable_generation, world.alias_holder) == once
         world.tick()
 
@@ -330,13 +331,13 @@ def test_stable_restarts_once_while_warm_candidate_pods_carry_the_traffic() -> N
 def test_a_missing_stable_or_alias_holds_everything_and_says_so_once() -> None:
     spec, status = release_spec(), CanaryReleaseStatus()
     missing = CanaryObservations(problem=("StableNotFound", "stable Deployment ml/fraud not found"))
-    first = reconcile_canary(spec, status, missing, ref=REF, generation=1, now=START)
-    assert first.plan is None and first.status.phase == "Initializing"
+    first = decide_canary(spec, status, missing, ref=REF, generation=1, now=START)
+    assert plan_of(first) is None and first.status.phase == "Initializing"
     ready = find_condition(first.status.conditions, "Ready")
     assert (ready.status, ready.reason, ready.message) == ("False", "StableNotFound", "stable Deployment ml/fraud not found")
-    again = reconcile_canary(spec, first.status, missing, ref=REF, generation=1, now=START + timedelta(seconds=2))
+    again = decide_canary(spec, first.status, missing, ref=REF, generation=1, now=START + timedelta(seconds=2))
     assert [e.reason for e in first.events] == ["ReleaseStarted", "StableNotFound"] and again.events == []
 
     no_alias = World(spec, alias_holder=None)
     no_alias.tick()
-    assert condition(no_alias, "Ready") == ("False", "NoStableVersion") and no_alias.results[-1].plan is None
+    assert condition(no_alias, "Ready") == ("False", "NoStableVersion") and plan_of(no_alias.results[-1]) is None

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from modelpilot.api.canary import AnalysisMetric, AnalysisSpec, ThresholdRange
-from modelpilot.reconcile.canary_analysis import judge_metric, metric_queries, worst
-from modelpilot.sources.canary import MetricAnswer
-from modelpilot.sources.observe import QueryOutcome
-from modelpilot.sources.prometheus import QueryFailed, Sample
+from modelpilot.reconcile.canary.analysis import judge_metric, metric_queries, worst
+from modelpilot.reconcile.canary import MetricAnswer
+from modelpilot.reconcile.queries import QueryOutcome
+from modelpilot.reconcile.queries import QueryFailed, Sample
 from tests.support.canary_world import START, Behaviour, feedback_samples, latency_samples, requests_samples
 
 ANALYSIS = AnalysisSpec.model_validate({"prometheus": {"url": "http://prometheus:9090"}, "minSamples": 50})

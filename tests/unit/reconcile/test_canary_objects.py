@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from modelpilot.reconcile.canary_objects import ReleaseRef, build_candidate_deployment, build_candidate_service
-from modelpilot.sources.canary import RESTART_ANNOTATION
+from modelpilot.reconcile import ReleaseRef
+from modelpilot.reconcile.canary import RESTART_ANNOTATION, build_candidate_deployment, build_candidate_service
 from tests.support.canary_world import release_spec
 
 REF = ReleaseRef("ml", "fraud-v4", "uid-1")

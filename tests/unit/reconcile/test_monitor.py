@@ -11,9 +11,10 @@ from scipy import stats
 from modelpilot.api import MODEL_MONITOR, load_spec
 from modelpilot.api.monitor import ModelMonitorStatus
 from modelpilot.reconcile import find_condition
-from modelpilot.reconcile.monitor import evaluate_monitor, is_due
-from modelpilot.sources.observe import DeploymentState, MonitorObservations, QueryOutcome
-from modelpilot.sources.prometheus import QueryFailed, Sample, Series
+from modelpilot.reconcile.monitor import decide_monitor, is_due
+from modelpilot.reconcile.monitor import DeploymentState, MonitorObservations
+from modelpilot.reconcile.queries import QueryOutcome
+from modelpilot.reconcile.queries import QueryFailed, Sample, Series
 
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
 BOUNDS = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, float("inf")]
@@ -126,7 +127,7 @@ def status_of(result) -> dict[str, tuple[str, str]]:
 
 
 def evaluate(obs: MonitorObservations, previous: ModelMonitorStatus | None = None, now: datetime = NOW):
-    return evaluate_monitor(SPEC, obs, previous or ModelMonitorStatus(), generation=1, now=now)
+    return decide_monitor(SPEC, previous or ModelMonitorStatus(), obs, generation=1, now=now)
 
 
 def test_a_healthy_model_gets_every_condition_false_or_true_as_it_should() -> None:

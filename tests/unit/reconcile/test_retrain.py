@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from modelpilot.api import RETRAIN_POLICY, load_spec
 from modelpilot.api.retrain import RetrainPolicyStatus
 from modelpilot.reconcile import find_condition
-from modelpilot.reconcile.owners import PolicyRef
-from modelpilot.reconcile.retrain import plan_retrain
-from modelpilot.sources.training import (
+from modelpilot.reconcile import PolicyRef
+from modelpilot.reconcile.retrain import decide_retrain
+from modelpilot.reconcile.retrain import (
     CreateCanary,
     CreateJob,
     JobView,
@@ -51,7 +51,7 @@ def monitor(minute: int, accuracy: float, psi: dict[str, float] | None = None) -
 
 
 def tick(s, status, obs=RetrainObservations(), minute=0):
-    return plan_retrain(s, status, obs, owner=OWNER, generation=1, now=T0 + timedelta(minutes=minute))
+    return decide_retrain(s, status, obs, ref=OWNER, generation=1, now=T0 + timedelta(minutes=minute))
 
 
 def test_performance_trigger_fires_once_per_excursion() -> None:

@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from modelpilot.reconcile.schedule import CronError, next_cron_time
+from modelpilot.reconcile.retrain import CronError, next_cron_time
 
 T = datetime(2026, 3, 4, 10, 17, 30, tzinfo=timezone.utc)  # a Wednesday
 

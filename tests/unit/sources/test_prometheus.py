@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prometheus_api_client import PrometheusApiClientException
 
-from modelpilot.sources.prometheus import PrometheusClient, QueryFailed, _classified
+from modelpilot.reconcile.queries import QueryFailed
+from modelpilot.sources.prometheus import PrometheusClient, _classified
 from tests.support.ports import free_port
 
 

@@ -24,19 +24,10 @@ from datetime import timedelta
 from typing import Mapping
 
 from modelpilot.api import format_duration
+from modelpilot.api.monitor import QUERY_NAMES
 
 __all__ = ["PRESETS", "Preset", "QUERY_NAMES", "render"]
 
-QUERY_NAMES = (
-    "latencyBuckets",
-    "latencySum",
-    "requests",
-    "predictions",
-    "feedback",
-    "featureBuckets",
-    "featureCategories",
-    "batchSize",
-)
 
 # Quality and drift come from the modelpilot instrumentation, whatever serves the model.
 _MODEL_DATA = {

@@ -1,16 +1,13 @@
-"""Gathering what a ModelMonitor evaluation needs: a fixed set of concurrent Prometheus queries.
+"""What a ModelMonitor evaluation reads: its query plan run concurrently against Prometheus, the
+model version and reference profile from MLflow, and the serving Deployment's replicas.
 
-The set does not grow with the number of features: one query per metric family and window.
 Each query's outcome is kept separately, so one failing query costs only the checks that need it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Mapping
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -18,140 +15,17 @@ from modelpilot.api import parse_duration
 from modelpilot.api.common import PrometheusEndpoint
 from modelpilot.api.monitor import ModelMonitorSpec
 from modelpilot.api.profile import ReferenceProfile
+from modelpilot.reconcile.monitor import DeploymentState, MonitorObservations, query_plan
+from modelpilot.reconcile.queries import QueryFailed
 
-from .kubernetes import KubernetesReader, ObjectMissing
-from .mlflow import MlflowRegistry, RegistryError
-from .prometheus import PrometheusClient, QueryFailed, Sample, Series
-from .promql import PRESETS, render
+from .kubernetes import KubeError, KubernetesReader, ObjectMissing
+from .mlflow import RegistryError, registry_for
+from .prometheus import PrometheusClient, instant_outcome, range_outcome
 
-__all__ = [
-    "DeploymentState",
-    "MonitorObservations",
-    "QueryOutcome",
-    "gather_monitor_observations",
-    "instant_outcome",
-    "observe_monitor",
-    "prometheus_client",
-    "query_plan",
-    "registry_for",
-]
+__all__ = ["observe_monitor", "prometheus_client", "query_monitor"]
 
 
-@dataclass(frozen=True)
-class QueryOutcome:
-    """The answer of one query, or why there is none."""
-
-    query: str
-    samples: tuple[Sample, ...] = ()
-    series: tuple[Series, ...] = ()
-    error: QueryFailed | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class DeploymentState:
-    name: str
-    ready: int | None = None
-    desired: int | None = None
-    error: str | None = None
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class MonitorObservations:
-    """Everything one evaluation reads: query outcomes by name, at one evaluation time."""
-
-    at: datetime
-    version: str | None
-    current: Mapping[str, QueryOutcome] = field(default_factory=dict)
-    baseline: Mapping[str, QueryOutcome] = field(default_factory=dict)
-    quality_series: QueryOutcome | None = None
-    deployment: DeploymentState | None = None
-    profile: ReferenceProfile | None = None
-    # Set when the evaluation could not query at all (version, profile or credentials missing).
-    blocked_reason: str | None = None
-    blocked_message: str | None = None
-
-    @property
-    def query_count(self) -> int:
-        return len(self.current) + len(self.baseline) + (self.quality_series is not None)
-
-
-@dataclass(frozen=True)
-class PlannedQuery:
-    name: str
-    promql: str
-    at: datetime
-
-
-def _baseline_end_and_window(spec: ModelMonitorSpec, at: datetime) -> tuple[datetime, timedelta] | None:
-    baseline = spec.drift.baseline
-    if baseline.mlflow_profile:
-        return None
-    if baseline.start is not None and baseline.end is not None:
-        return baseline.end, baseline.end - baseline.start
-    assert baseline.offset is not None
-    window = parse_duration(baseline.window) if baseline.window else parse_duration(spec.drift.window)
-    return at - parse_duration(baseline.offset), window
-
-
-def query_plan(
-    spec: ModelMonitorSpec, *, namespace: str, version: str | None, at: datetime
-) -> tuple[list[PlannedQuery], list[PlannedQuery], PlannedQuery | None]:
-    """The instant queries for the current window, for the baseline, and the quality range query."""
-    preset = PRESETS[spec.metrics.preset]
-
-    def planned(name: str, window: timedelta, when: datetime) -> PlannedQuery | None:
-        promql = render(
-            preset, name, model=spec.model.name, version=version, namespace=namespace, window=window,
-            overrides=spec.metrics.overrides,
-        )
-        return PlannedQuery(name, promql, when) if promql else None
-
-    performance = parse_duration(spec.performance.window)
-    drift = parse_duration(spec.drift.window)
-    windows = {
-        "latencyBuckets": performance,
-        "latencySum": performance,
-        "requests": performance,
-        "batchSize": performance,
-        "feedback": parse_duration(spec.quality.window),
-        "predictions": drift,
-        "featureBuckets": drift,
-        "featureCategories": drift,
-    }
-    current = [q for name, window in windows.items() if (q := planned(name, window, at))]
-    baseline: list[PlannedQuery] = []
-    reference = _baseline_end_and_window(spec, at)
-    if reference is not None and (spec.drift.enabled or spec.label_drift.enabled):
-        end, window = reference
-        baseline = [q for name in ("predictions", "featureBuckets", "featureCategories") if (q := planned(name, window, end))]
-    series = None
-    if spec.degradation.enabled:
-        series = planned("feedback", parse_duration(spec.degradation.step), at)
-    return current, baseline, series
-
-
-async def instant_outcome(client: PrometheusClient, query: PlannedQuery) -> QueryOutcome:
-    """The answer of one instant query, or the failure; never raises."""
-    try:
-        return QueryOutcome(query.promql, samples=tuple(await client.instant(query.promql, query.at)))
-    except QueryFailed as err:
-        return QueryOutcome(query.promql, error=err)
-
-
-async def _range(client: PrometheusClient, query: PlannedQuery, horizon: timedelta, step: timedelta) -> QueryOutcome:
-    try:
-        series = await client.range(query.promql, query.at - horizon + step, query.at, step)
-        return QueryOutcome(query.promql, series=tuple(series))
-    except QueryFailed as err:
-        return QueryOutcome(query.promql, error=err)
-
-
-async def observe_monitor(
+async def query_monitor(
     spec: ModelMonitorSpec,
     client: PrometheusClient,
     *,
@@ -168,7 +42,7 @@ async def observe_monitor(
     answers = await asyncio.gather(
         *(instant_outcome(client, q) for q in current),
         *(instant_outcome(client, q) for q in baseline),
-        *([_range(client, series, horizon, step)] if series else []),
+        *([range_outcome(client, series, horizon, step)] if series else []),
     )
     current_answers = dict(zip((q.name for q in current), answers[: len(current)]))
     baseline_answers = dict(zip((q.name for q in baseline), answers[len(current) : len(current) + len(baseline)]))
@@ -181,12 +55,6 @@ async def observe_monitor(
         deployment=deployment,
         profile=profile,
     )
-
-
-@functools.lru_cache(maxsize=64)
-def registry_for(tracking_uri: str) -> MlflowRegistry:
-    """One registry client per tracking URI, shared by every resource that names it."""
-    return MlflowRegistry(tracking_uri)
 
 
 async def _version_and_profile(
@@ -238,8 +106,8 @@ async def _deployment_state(spec: ModelMonitorSpec, namespace: str, kube: Kubern
         return DeploymentState(name=name, ready=ready, desired=desired)
     except ObjectMissing:
         return DeploymentState(name=name, error=f"Deployment {where}/{name} does not exist", reason="DeploymentNotFound")
-    except Exception as err:  # the API server failing must not fail the whole evaluation
-        return DeploymentState(name=name, error=f"reading Deployment {where}/{name}: {err}", reason="APIError")
+    except KubeError as err:  # the API server failing must not fail the whole evaluation
+        return DeploymentState(name=name, error=f"reading Deployment {where}/{name}: {err}", reason=err.reason)
 
 
 async def prometheus_client(endpoint: PrometheusEndpoint, namespace: str, kube: KubernetesReader | None) -> PrometheusClient:
@@ -257,10 +125,12 @@ async def prometheus_client(endpoint: PrometheusEndpoint, namespace: str, kube: 
                 basic = (await kube.secret_value(namespace, name, "username"), await kube.secret_value(namespace, name, "password"))
         except ObjectMissing as err:
             raise QueryFailed("SecretNotFound", str(err), "") from None
+        except KubeError as err:
+            raise QueryFailed(err.reason, f"reading the credentials' Secret: {err}", "") from None
     return PrometheusClient(endpoint.url, timeout=parse_duration(endpoint.timeout), bearer_token=token, basic_auth=basic)
 
 
-async def gather_monitor_observations(
+async def observe_monitor(
     spec: ModelMonitorSpec, *, namespace: str, at: datetime, kube: KubernetesReader | None
 ) -> MonitorObservations:
     """Everything one evaluation needs; failures are recorded in the result, never raised."""
@@ -277,7 +147,7 @@ async def gather_monitor_observations(
             at=at, version=version, deployment=deployment, blocked_reason=blocked[0], blocked_message=blocked[1]
         )
     try:
-        return await observe_monitor(
+        return await query_monitor(
             spec, client, namespace=namespace, version=version, at=at, deployment=deployment, profile=profile
         )
     finally:

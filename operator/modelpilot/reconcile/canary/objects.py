@@ -13,16 +13,14 @@ import copy
 from typing import Any, Mapping
 
 from modelpilot.api.canary import CanaryReleaseSpec
-from modelpilot.sources.canary import RESTART_ANNOTATION
-from modelpilot.sources.routers import candidate_name
-
-from .owners import ReleaseRef
+from ..owners import ReleaseRef
+from .observations import RESTART_ANNOTATION
+from .routes import candidate_name
 
 __all__ = [
     "RELEASE_LABEL",
     "ROLE_LABEL",
     "VERSION_LABEL",
-    "ReleaseRef",
     "build_candidate_deployment",
     "build_candidate_service",
 ]

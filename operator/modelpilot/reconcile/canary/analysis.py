@@ -16,9 +16,9 @@ from typing import Iterable
 from modelpilot.analysis import Comparison, compare_binned, compare_proportions
 from modelpilot.analysis.histogram import BucketCounts, buckets_from_cumulative, histogram_quantile
 from modelpilot.api.canary import AnalysisMetric, AnalysisSpec, CanaryAnalysisRecord, CheckVerdict
-from modelpilot.sources.canary import MetricAnswer, MetricQueries
-from modelpilot.sources.observe import QueryOutcome
-from modelpilot.sources.promql import PRESETS, render
+from ..promql import PRESETS, render
+from ..queries import QueryOutcome
+from .observations import MetricAnswer, MetricQueries
 
 __all__ = ["CHECK_ORDER", "judge_metric", "metric_queries", "worst"]
 

@@ -3,8 +3,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from modelpilot.api import MODEL_MONITOR, load_spec
-from modelpilot.sources.observe import query_plan
-from modelpilot.sources.promql import PRESETS, QUERY_NAMES, render
+from modelpilot.reconcile.monitor import query_plan
+from modelpilot.reconcile.promql import PRESETS, QUERY_NAMES, render
 
 AT = datetime(2026, 3, 1, tzinfo=timezone.utc)
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from modelpilot.api.canary import HeaderMatch, RouterSpec
-from modelpilot.sources.routers import candidate_replicas, weighted_http_route, weighted_virtual_service
+from modelpilot.reconcile.canary import candidate_replicas, weighted_http_route, weighted_virtual_service
 
 HEADER = HeaderMatch(name="x-canary", value="always")
 

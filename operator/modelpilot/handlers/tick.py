@@ -1,0 +1,127 @@
+"""One tick for every kind, in one order: load -> observe -> decide -> write status -> apply the
+actions -> post the Events.
+
+Conflict policy: a tick decides on the resource as stored (read afresh: a timer's body may
+predate the status the last tick wrote) and writes its status only if the resource is still at
+the resourceVersion it read. When someone wrote in between, nothing of the tick is kept and the
+next tick decides again. Because the status is written before the actions are applied, a
+one-time effect is always recorded before it is made, and a decision that finds an effect
+missing asks for it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+import kopf
+
+from modelpilot.api import ApiModel, Condition, Kind, SpecError, load_spec, load_status, now_utc
+from modelpilot.reconcile import Decision, EventToPost, OwnerRef, merge_patch
+from modelpilot.sources.kubernetes import get_resource, write_status
+
+from .metrics import STATES
+
+__all__ = ["Cluster", "KubeCluster", "TickSteps", "no_actions", "run_tick"]
+
+class _Status(Protocol):
+    """What every kind's status has."""
+
+    conditions: list[Condition]
+
+    def to_body(self) -> dict[str, Any]: ...
+
+
+SpecT = TypeVar("SpecT", bound=ApiModel)
+StatusT = TypeVar("StatusT", bound=_Status)
+ObsT = TypeVar("ObsT")
+ActionT = TypeVar("ActionT")
+RefT = TypeVar("RefT", bound=OwnerRef)
+
+
+class Cluster(Protocol):
+    """Where a tick reads its resource, writes its status and posts its Events."""
+
+    async def read(self, kind: Kind[Any, Any], ref: OwnerRef) -> Mapping[str, Any]: ...
+
+    async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool: ...
+
+    def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None: ...
+
+
+def _always_due(status: Any, generation: int | None, now: datetime) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class TickSteps(Generic[SpecT, StatusT, ObsT, ActionT, RefT]):
+    """A kind's parts of the tick. ``due`` is asked first, on the timer's body, so a resource
+    with nothing to do costs no request; ``publish`` exports the new status (gauges)."""
+
+    kind: Kind[SpecT, StatusT]
+    ref: type[RefT]
+    observe: Callable[[SpecT, StatusT, RefT, Mapping[str, str], datetime], Awaitable[ObsT]]
+    decide: Callable[[SpecT, StatusT, ObsT, RefT, int | None, datetime], Decision[StatusT, ActionT]]
+    apply: Callable[[SpecT, RefT, Sequence[ActionT]], Awaitable[list[str]]]
+    due: Callable[[StatusT, int | None, datetime], bool] = _always_due
+    publish: Callable[[RefT, SpecT, StatusT], None] | None = None
+
+
+async def run_tick(
+    steps: TickSteps[SpecT, StatusT, ObsT, ActionT, RefT],
+    body: Mapping[str, Any],
+    cluster: Cluster,
+    *,
+    logger: logging.Logger,
+    now: datetime | None = None,
+) -> Decision[StatusT, ActionT] | None:
+    """Run one tick of the resource ``body`` names; the decision, or None when nothing was decided
+    (not due, an invalid spec, which admission reports, or a conflicting write)."""
+    now = now or now_utc()
+    meta = body["metadata"]
+    if not steps.due(load_status(steps.kind, body.get("status")), meta.get("generation"), now):
+        return None
+    ref = steps.ref(meta["namespace"], meta["name"], meta["uid"])
+    stored = await cluster.read(steps.kind, ref)
+    try:
+        spec = load_spec(steps.kind, stored.get("spec"))
+    except SpecError:
+        return None
+    stored_meta, stored_status = stored["metadata"], stored.get("status") or {}
+    previous, generation = load_status(steps.kind, stored_status), stored_meta.get("generation")
+    observations = await steps.observe(spec, previous, ref, stored_meta.get("annotations") or {}, now)
+    # Decisions can be CPU work (statistics): keep them off the loop that serves every resource.
+    decision = await asyncio.to_thread(steps.decide, spec, previous, observations, ref, generation, now)
+    patch = merge_patch(stored_status, decision.status.to_body())
+    if patch and not await cluster.write_status(steps.kind, ref, stored_meta["resourceVersion"], patch):
+        return None
+    for failure in await steps.apply(spec, ref, decision.actions):
+        logger.warning("will retry: %s", failure)
+    for event in decision.events:
+        cluster.post_event(stored, event)
+    STATES.update(steps.kind.kind, ref.namespace, ref.name, decision.status.conditions)
+    if steps.publish is not None:
+        steps.publish(ref, spec, decision.status)
+    return decision
+
+
+async def no_actions(spec: Any, ref: OwnerRef, actions: Sequence[Any]) -> list[str]:
+    """``apply`` of a kind whose decisions have no actions."""
+    return []
+
+
+class KubeCluster:
+    """The API server, through the sources' one error policy; Events through kopf."""
+
+    async def read(self, kind: Kind[Any, Any], ref: OwnerRef) -> Mapping[str, Any]:
+        return await asyncio.to_thread(get_resource, kind.plural, ref.namespace, ref.name)
+
+    async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool:
+        return await asyncio.to_thread(write_status, kind.plural, ref.namespace, ref.name, resource_version, patch)
+
+    def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
+        kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message)

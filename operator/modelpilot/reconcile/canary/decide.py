@@ -1,0 +1,142 @@
+"""CanaryRelease decisions: from the spec, the status and one tick's observations to the new
+status, the plan of what must be true in the cluster, and the Events of the transitions.
+
+Level-triggered: the plan (candidate Deployment and replicas, router weight, stable restart
+annotation, MLflow alias) is computed from the new status alone, so applying it again, after a
+crash or on every tick, changes nothing. The handler writes the status before it applies the
+plan; a one-time effect is therefore recorded before it is made (the alias's previous holder,
+the restart annotation's value) and noticed as made by observing it (the alias points at the
+candidate, the stable rollout is complete), never by remembering having made it.
+
+Phases: Initializing (stable version resolved, gates confirm-rollout and pre-rollout, candidate
+warm) -> Progressing (one step per weight; a check every interval) -> AwaitingPromotion
+(approval and confirm-promotion; checks go on) -> Promoting (ShiftTraffic: traffic on warm
+candidate pods; MoveAlias; RestartStable: the stable pods restart onto the new champion) ->
+Promoted (traffic back on stable, candidate scaled to zero). Any failure limit or spec.abort
+before the stable restart -> RolledBack (traffic on stable at once, candidate to zero, alias
+restored when it had moved).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from modelpilot.api import Condition, ConditionStatus
+from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus, RollbackReason
+
+from ..conditions import find_condition, set_condition
+from ..decision import Decision
+from ..owners import ReleaseRef
+from .needs import payload, starts_release
+from .observations import CanaryAction, CanaryObservations, Notification
+from .phases import HELD, ReleaseTick
+from .plan import build_plan
+
+__all__ = ["CONDITION_TYPES", "CanaryDecision", "decide_canary"]
+
+CONDITION_TYPES = ("Ready", "Progressing", "Promoted", "RolledBack", "Paused")
+# Problems that will not pass by themselves; the others (API or registry errors) may.
+LASTING = ("StableNotFound", "StableServiceNotFound", "RouteNotFound", "NoStableVersion", "SameVersion")
+
+CanaryDecision = Decision[CanaryReleaseStatus, CanaryAction]
+
+
+def _conditions(tick: ReleaseTick, generation: int | None) -> list[Condition]:
+    s = tick.status
+    held = s.phase in ("Progressing", "AwaitingPromotion") and s.last_check in HELD
+    last = s.last_analysis
+    held_message = next((f"{r.metric}: {r.verdict}: {r.message}" for r in last if tick.with_policy(r.verdict) in HELD), "")
+    progress = _progress_line(tick)
+    if tick.blocked is not None:
+        reason, message = tick.blocked
+        status: ConditionStatus = "False" if reason in LASTING else "Unknown"
+        ready, progressing = (status, reason, message), ("Unknown", reason, message)
+    elif s.phase == "RolledBack":
+        assert s.rollback is not None
+        ready = progressing = ("False", "RolledBack", s.rollback.message)
+    elif s.phase == "Promoted":
+        ready = ("True", "Promoted", progress)
+        progressing = ("False", "Promoted", progress)
+    elif held:
+        ready = progressing = ("Unknown", "AnalysisHeld", f"{progress}; held: {held_message}")
+    else:
+        ready = ("True", s.phase or "Initializing", progress)
+        progressing = ("True", s.phase or "Initializing", progress)
+    paused = ("True", *tick.waiting) if tick.waiting else ("False", "NotPaused", "")
+    rolled_back = ("False", "NotRolledBack", "")
+    if s.phase == "RolledBack" and s.rollback:
+        rolled_back = ("True", s.rollback.reason, s.rollback.message)
+    promoted = ("True", "Promoted", progress) if s.phase == "Promoted" else ("False", "NotPromoted", "")
+    values = {"Ready": ready, "Progressing": progressing, "Promoted": promoted, "RolledBack": rolled_back, "Paused": paused}
+    conditions = list(s.conditions)
+    for type_ in CONDITION_TYPES:
+        status_, reason, message = values[type_]
+        conditions = set_condition(
+            conditions, type_, status_, reason, message, now=tick.now, generation=generation  # type: ignore[arg-type]
+        )
+    return conditions
+
+def _progress_line(tick: ReleaseTick) -> str:
+    s = tick.status
+    actual = "" if tick.obs.actual_weight is None else f", actual {tick.obs.actual_weight:.0f}%"
+    text = {
+        "Initializing": f"preparing version {s.candidate_version} against stable {s.stable_version}",
+        "Progressing": f"{tick.where()} to version {s.candidate_version}{actual}",
+        "AwaitingPromotion": f"all {s.steps} steps passed for version {s.candidate_version}",
+        "Promoting": f"promoting version {s.candidate_version}: {s.promotion.stage if s.promotion else ''}",
+        "Promoted": f"version {s.candidate_version} promoted; stable serves it",
+    }.get(s.phase or "", "")
+    return f"{text}; {tick.note}" if tick.note else text
+
+
+def decide_canary(
+    spec: CanaryReleaseSpec,
+    previous: CanaryReleaseStatus,
+    obs: CanaryObservations,
+    *,
+    ref: ReleaseRef,
+    generation: int | None,
+    now: datetime,
+) -> CanaryDecision:
+    """The new status, the plan and the Events for one tick."""
+    tick = ReleaseTick(spec, previous, obs, ref, now)
+    if starts_release(spec, previous):
+        tick.start()
+    if obs.problem is not None:
+        tick.blocked = obs.problem
+    elif tick.stable_version():
+        if spec.abort and tick.abortable():
+            s = tick.status
+            tick.roll_back(RollbackReason(
+                reason="Aborted", step=s.current_step or 0, weight=s.canary_weight or 0, time=now,
+                message=f"aborted at {tick.where()} by spec.abort",
+            ))
+        elif tick.status.phase == "Initializing":
+            tick.initializing()
+        elif tick.status.phase in ("Progressing", "AwaitingPromotion"):
+            tick.analysing()
+        elif tick.status.phase == "Promoting":
+            tick.promoting()
+        else:
+            tick.finished()
+    plan = build_plan(tick) if tick.blocked is None else None
+    if tick.blocked is not None:
+        ready = find_condition(previous.conditions, "Ready")
+        if ready is None or ready.reason != tick.blocked[0]:
+            tick.event("Warning", *tick.blocked)
+    tick.update(
+        observed_generation=generation,
+        actual_weight=None if obs.actual_weight is None else round(obs.actual_weight, 1),
+    )
+    tick.update(conditions=_conditions(tick, generation))
+    notifications: list[dict[str, Any]] = []
+    if any(w.type == "event" for w in spec.webhooks):
+        for event in tick.events:
+            body = payload(spec, tick.status, ref, "event")
+            text = f"{ref.namespace}/{ref.name}: {event.reason}: {event.message}"
+            notifications.append({**body, "reason": event.reason, "text": text})
+    actions: list[CanaryAction] = [plan] if plan is not None else []
+    if notifications:
+        actions.append(Notification(tuple(notifications)))
+    return Decision(status=tick.status, actions=actions, events=tick.events)

@@ -1,0 +1,168 @@
+"""A ModelMonitor's decision: from observations to conditions, per-check results, alerts and Events.
+
+Pure: it takes what the sources observed and the previous status, and returns the new status
+and the Events to post. A check whose queries failed keeps its last good result and reports
+``Unknown``; missing data never turns a problem condition to False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from modelpilot.analysis import rank_by_effect
+from modelpilot.api import parse_duration
+from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus, MonitorSummary
+
+from ..conditions import set_condition
+from ..decision import Decision
+from .alerts import alert_history, transition_events
+from .drift import assess_data_drift, assess_label_drift
+from .observations import MonitorObservations
+from .performance import assess_performance, health_verdict
+from .quality import assess_degradation, assess_quality, degradation_verdict
+from .verdict import Verdict
+
+__all__ = ["CONDITION_TYPES", "MonitorDecision", "decide_monitor", "is_due"]
+
+CONDITION_TYPES = (
+    "Ready",
+    "Healthy",
+    "PerformanceDegraded",
+    "LatencyHigh",
+    "ErrorRateHigh",
+    "DataDrift",
+    "LabelDrift",
+    "ConceptDrift",
+)
+FIRST_RETRY = timedelta(seconds=15)
+
+#: A monitor's decision has no actions: its effects are the status, Events and gauges.
+MonitorDecision = Decision[ModelMonitorStatus, None]
+
+
+def is_due(status: ModelMonitorStatus, generation: int | None, now: datetime) -> bool:
+    """Evaluate now? Yes when never evaluated, the spec changed, or the scheduled time came."""
+    if status.last_evaluation is None or status.next_evaluation is None:
+        return True
+    if generation is not None and status.observed_generation != generation:
+        return True
+    return now >= status.next_evaluation
+
+
+def _blocked(obs: MonitorObservations, previous: ModelMonitorStatus) -> dict[str, Verdict]:
+    """Every check Unknown for the reason nothing could be queried; last results are kept."""
+    since = f"; last good result from {previous.last_success.isoformat()}" if previous.last_success else ""
+    verdict = Verdict("Unknown", obs.blocked_reason or "Blocked", f"{obs.blocked_message}{since}")
+    return {type_: verdict for type_ in CONDITION_TYPES if type_ != "Healthy"}
+
+
+def decide_monitor(
+    spec: ModelMonitorSpec,
+    previous: ModelMonitorStatus,
+    obs: MonitorObservations,
+    *,
+    generation: int | None,
+    now: datetime,
+) -> MonitorDecision:
+    """The new status of a monitor and the Events its changes deserve."""
+    if obs.blocked_reason is not None:
+        verdicts = {**_blocked(obs, previous), "Healthy": health_verdict(obs)}
+        return _finish(spec, obs, previous, verdicts, {}, generation=generation, now=now, ok=False)
+
+    performance, latency, errors = assess_performance(spec, obs, previous)
+    label_drift, predicted_share, label = assess_label_drift(spec, obs, previous)
+    quality, quality_failed = assess_quality(spec, obs, previous, predicted_share)
+    features, drift_verdicts, data_drift = assess_data_drift(spec, obs, previous)
+    degradation, concept = assess_degradation(spec, obs, previous)
+    hints = [f"{n} ({drift_verdicts[n].effect:.3g})" for n in rank_by_effect(drift_verdicts)]
+    degraded = degradation_verdict(spec, quality, quality_failed, degradation, hints, previous.last_success)
+
+    # batchSize is optional: many servers do not export it, and its absence is no failure.
+    failures = [
+        o for name, o in obs.current.items() if not o.ok and name != "batchSize"
+    ] + [o for o in (*obs.baseline.values(), obs.quality_series) if o is not None and not o.ok]
+    if failures:
+        last = f"; last good evaluation at {previous.last_success.isoformat()}" if previous.last_success else ""
+        ready = Verdict(
+            "Unknown", "QueryFailed",
+            f"{len(failures)} of {obs.query_count} queries failed: {failures[0].error.message}{last}",  # type: ignore[union-attr]
+        )
+    else:
+        ready = Verdict("True", "Evaluated", f"{obs.query_count} queries answered for {obs.at.isoformat()}")
+    verdicts = {
+        "Ready": ready,
+        "Healthy": health_verdict(obs),
+        "PerformanceDegraded": degraded,
+        "LatencyHigh": latency,
+        "ErrorRateHigh": errors,
+        "DataDrift": data_drift,
+        "LabelDrift": label,
+        "ConceptDrift": concept,
+    }
+    tested = [f for f in features if f.verdict != "InsufficientData"]
+    sections = {
+        "summary": MonitorSummary(
+            version=obs.version,
+            accuracy=quality.accuracy if quality else None,
+            f1=quality.f1_macro if quality else None,
+            latency_p99=performance.latency_p99 if performance else None,
+            throughput=performance.throughput if performance else None,
+            error_rate=performance.error_rate if performance else None,
+            drifted=f"{sum(f.verdict == 'Drift' for f in features)}/{len(tested)}" if features else None,
+        ),
+        "performance": performance,
+        "quality": quality,
+        "features": features,
+        "label_drift": label_drift,
+        "degradation": degradation,
+        "queries": obs.query_count,
+    }
+    return _finish(spec, obs, previous, verdicts, sections, generation=generation, now=now, ok=not failures)
+
+
+def _finish(
+    spec: ModelMonitorSpec,
+    obs: MonitorObservations,
+    previous: ModelMonitorStatus,
+    verdicts: Mapping[str, Verdict],
+    sections: Mapping[str, object],
+    *,
+    generation: int | None,
+    now: datetime,
+    ok: bool,
+) -> MonitorDecision:
+    conditions = list(previous.conditions)
+    for type_ in CONDITION_TYPES:
+        v = verdicts[type_]
+        conditions = set_condition(conditions, type_, v.status, v.reason, v.message, now=now, generation=generation)
+    consecutive = 0 if ok else previous.consecutive_failures + 1
+    interval = parse_duration(spec.interval)
+    # Failures retry sooner than the interval, backing off: 15s, 30s, 1m, ... up to the interval.
+    delay = interval if ok else min(interval, FIRST_RETRY * 2 ** min(consecutive - 1, 16))
+    status = previous.model_copy(
+        update={
+            **sections,
+            "observed_generation": generation,
+            "conditions": conditions,
+            "last_evaluation": now,
+            "last_success": now if ok else previous.last_success,
+            "next_evaluation": now + delay,
+            "consecutive_failures": consecutive,
+            "alerts": alert_history(previous.conditions, conditions, previous.alerts, now),
+        }
+    )
+    readable = ModelMonitorStatus.model_validate(_rounded(status.model_dump()))
+    return Decision(status=readable, events=transition_events(previous.conditions, conditions))
+
+
+def _rounded(value: object) -> object:
+    """Figures to six significant digits: what `kubectl describe` shows stays readable, and
+    no verdict depends on the digits dropped (verdicts are decided before this)."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value

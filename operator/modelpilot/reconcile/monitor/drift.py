@@ -1,0 +1,206 @@
+"""Data drift per feature and label drift of a ModelMonitor, from bucket and category counts of
+the current window against a baseline window or a reference profile."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from modelpilot.analysis import FeatureDrift, FeatureVerdict, assess_drift, buckets_from_cumulative, drift_from_counts
+from modelpilot.api.monitor import FeatureResult, LabelDriftStatus, ModelMonitorSpec, ModelMonitorStatus
+from modelpilot.api.profile import NumericalProfile, ReferenceProfile
+
+from ..queries import QueryOutcome
+from .observations import MonitorObservations
+from .verdict import Verdict, failed_verdict, failure, finite, fmt
+
+__all__ = ["assess_data_drift", "assess_label_drift"]
+
+
+@dataclass(frozen=True)
+class _FeatureCounts:
+    kind: Literal["numerical", "categorical"]
+    bounds: tuple[float, ...] = ()
+    counts: tuple[float, ...] = ()
+    categories: Mapping[str, float] = field(default_factory=dict)
+
+
+def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None) -> dict[str, _FeatureCounts]:
+    features: dict[str, _FeatureCounts] = {}
+    if buckets is not None and buckets.ok:
+        grouped: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for s in buckets.samples:
+            grouped[s.labels.get("feature", "")].append((float(s.labels.get("le", "+Inf")), s.value))
+        for name, pairs in grouped.items():
+            counts = buckets_from_cumulative(pairs)
+            features[name] = _FeatureCounts(
+                "numerical", tuple(float(b) for b in counts.upper_bounds), tuple(float(c) for c in counts.counts)
+            )
+    if categories is not None and categories.ok:
+        by_feature: dict[str, dict[str, float]] = defaultdict(dict)
+        for s in categories.samples:
+            by_feature[s.labels.get("feature", "")][s.labels.get("category", "")] = s.value
+        for name, values in by_feature.items():
+            features[name] = _FeatureCounts("categorical", categories=values)
+    return features
+
+
+def _profile_counts(profile: ReferenceProfile) -> dict[str, _FeatureCounts]:
+    """Counts from a reference profile (see ``modelpilot profile``), shaped like a window's."""
+    features: dict[str, _FeatureCounts] = {}
+    for name, entry in profile.features.items():
+        if isinstance(entry, NumericalProfile):
+            features[name] = _FeatureCounts("numerical", (*entry.upper_bounds, math.inf), tuple(entry.counts))
+        else:
+            features[name] = _FeatureCounts("categorical", categories=dict(entry.counts))
+    return features
+
+
+def _feature_drift(spec: ModelMonitorSpec, reference: _FeatureCounts, current: _FeatureCounts) -> FeatureDrift | str:
+    common = {"min_samples": spec.drift.min_samples, "bands": tuple(spec.drift.psi_bands)}
+    if reference.kind != current.kind:
+        return "numerical in one window and categorical in the other"
+    if reference.kind == "numerical":
+        if reference.bounds != current.bounds:
+            return "histogram bucket bounds differ between baseline and current window"
+        return drift_from_counts(
+            reference.counts, current.counts, kind="numerical", upper_bounds=reference.bounds, **common
+        )
+    names = sorted(set(reference.categories) | set(current.categories))
+    return drift_from_counts(
+        [reference.categories.get(n, 0.0) for n in names],
+        [current.categories.get(n, 0.0) for n in names],
+        kind="categorical",
+        categories=names,
+        **common,
+    )
+
+
+def _feature_result(name: str, drift: FeatureDrift | None, verdict: FeatureVerdict | None, note: str) -> FeatureResult:
+    if drift is None or verdict is None:
+        return FeatureResult(name=name, kind="numerical", verdict="InsufficientData", test=note or None)
+    return FeatureResult(
+        name=name,
+        kind=drift.kind,
+        verdict=verdict.verdict,
+        psi=finite(drift.psi),
+        psi_expected=finite(drift.psi_expected),
+        psi_band=drift.psi_band,
+        ks=finite(drift.ks) if drift.ks is not None else None,
+        js=finite(drift.js),
+        wasserstein=finite(drift.wasserstein) if drift.wasserstein is not None else None,
+        chi2=finite(drift.chi2) if drift.chi2 is not None else None,
+        pvalue=finite(drift.pvalue),
+        corrected_pvalue=finite(verdict.corrected_pvalue),
+        test=drift.test if drift.outcome == "Ok" else f"{drift.test} ({drift.outcome})",
+        reference_samples=drift.n_reference,
+        current_samples=drift.n_current,
+        unseen_categories=list(drift.unseen_categories),
+    )
+
+
+def assess_data_drift(
+    spec: ModelMonitorSpec, obs: MonitorObservations, previous: ModelMonitorStatus
+) -> tuple[list[FeatureResult], dict[str, FeatureVerdict], Verdict]:
+    if not spec.drift.enabled:
+        return [], {}, Verdict("False", "Disabled", "data drift checks are disabled (spec.drift.enabled)")
+    current_q = (obs.current.get("featureBuckets"), obs.current.get("featureCategories"))
+    baseline_q = (obs.baseline.get("featureBuckets"), obs.baseline.get("featureCategories"))
+    failed = failure((*current_q, *baseline_q))
+    if failed is not None:
+        return previous.features, {}, failed_verdict(failed, previous.last_success)
+    if obs.profile is not None:
+        reference = _profile_counts(obs.profile)
+    elif spec.drift.baseline.mlflow_profile:
+        return previous.features, {}, Verdict("Unknown", "NoReferenceProfile", "no reference profile")
+    else:
+        reference = _window_counts(*baseline_q)
+    current = _window_counts(*current_q)
+    names = sorted(set(reference) | set(current))
+    if spec.drift.features:
+        names = [n for n in spec.drift.features]
+    drifts: dict[str, FeatureDrift] = {}
+    notes: dict[str, str] = {}
+    for name in names:
+        if name not in current or name not in reference:
+            notes[name] = f"no data in the {'current window' if name not in current else 'baseline'}"
+            continue
+        outcome = _feature_drift(spec, reference[name], current[name])
+        if isinstance(outcome, str):
+            notes[name] = outcome
+        else:
+            drifts[name] = outcome
+    verdicts = assess_drift(
+        drifts,
+        alpha=spec.drift.alpha,
+        correction=spec.drift.correction,
+        effect_size=spec.drift.effect_size,
+        effect_threshold=spec.drift.effect_threshold,
+    )
+    results = [_feature_result(n, drifts.get(n), verdicts.get(n), notes.get(n, "")) for n in names]
+    drifted = [r for r in results if r.verdict == "Drift"]
+    tested = [r for r in results if r.verdict != "InsufficientData"]
+    if not names:
+        return results, verdicts, Verdict("Unknown", "NoData", "no feature metrics (model_feature_*) in either window")
+    if drifted:
+        ranked = sorted(drifted, key=lambda r: -(verdicts[r.name].effect or 0.0))
+        detail = ", ".join(f"{r.name} ({spec.drift.effect_size} {fmt(verdicts[r.name].effect)}, {r.psi_band})" for r in ranked)
+        return results, verdicts, Verdict("True", "FeaturesDrifted", f"{len(drifted)}/{len(names)} features drifted: {detail}")
+    if not tested:
+        return results, verdicts, Verdict(
+            "Unknown", "InsufficientData", f"fewer than {spec.drift.min_samples} samples for every feature"
+        )
+    skipped = len(names) - len(tested)
+    extra = f"; {skipped} with too little data" if skipped else ""
+    return results, verdicts, Verdict("False", "NoDrift", f"0/{len(tested)} tested features drifted{extra}")
+
+
+def _shares(counts: Mapping[str, float]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {k: v / total for k, v in counts.items()} if total > 0 else {}
+
+
+def assess_label_drift(
+    spec: ModelMonitorSpec, obs: MonitorObservations, previous: ModelMonitorStatus
+) -> tuple[LabelDriftStatus | None, dict[str, float], Verdict]:
+    current_q = obs.current.get("predictions")
+    current = {s.labels.get("class", ""): s.value for s in current_q.samples} if current_q and current_q.ok else {}
+    if not spec.label_drift.enabled:
+        return None, _shares(current), Verdict("False", "Disabled", "label drift checks are disabled")
+    baseline_q = obs.baseline.get("predictions")
+    failed = failure((current_q, baseline_q))
+    if failed is not None:
+        return previous.label_drift, _shares(current), failed_verdict(failed, previous.last_success)
+    if obs.profile is not None:
+        reference = dict(obs.profile.predictions)
+    else:
+        reference = {s.labels.get("class", ""): s.value for s in baseline_q.samples} if baseline_q else {}
+    if not current or not reference:
+        where = "current window" if not current else "baseline"
+        return None, _shares(current), Verdict("Unknown", "NoData", f"no model_predictions_total in the {where}")
+    names = sorted(set(reference) | set(current))
+    drift = drift_from_counts(
+        [reference.get(n, 0.0) for n in names],
+        [current.get(n, 0.0) for n in names],
+        kind="categorical",
+        categories=names,
+        min_samples=spec.drift.min_samples,
+    )
+    verdict = assess_drift(
+        {"predictions": drift}, alpha=spec.label_drift.alpha, correction="none",
+        effect_size="psi", effect_threshold=spec.label_drift.effect_threshold,
+    )["predictions"]
+    ref_share, cur_share = _shares(reference), _shares(current)
+    shift = {n: round(cur_share.get(n, 0.0) - ref_share.get(n, 0.0), 6) for n in names}
+    status = LabelDriftStatus(verdict=verdict.verdict, pvalue=finite(drift.pvalue), psi=finite(drift.psi), class_shift=shift)
+    moved = ", ".join(f"{n} {v:+.1%}" for n, v in sorted(shift.items(), key=lambda kv: -abs(kv[1]))[:3])
+    if verdict.drifted is None:
+        return status, cur_share, Verdict("Unknown", "InsufficientData", verdict.reason)
+    if verdict.drifted:
+        return status, cur_share, Verdict(
+            "True", "ClassDistributionShifted", f"prediction classes shifted (PSI {fmt(drift.psi)}, p={fmt(drift.pvalue)}): {moved}"
+        )
+    return status, cur_share, Verdict("False", "NoDrift", f"prediction classes stable (PSI {fmt(drift.psi)}, p={fmt(drift.pvalue)})")

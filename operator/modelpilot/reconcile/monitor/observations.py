@@ -1,0 +1,96 @@
+"""What a ModelMonitor evaluation reads, and the fixed plan of queries that reads it.
+
+The plan does not grow with the number of features: one query per metric family and window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from modelpilot.api import parse_duration
+from modelpilot.api.monitor import ModelMonitorSpec
+from modelpilot.api.profile import ReferenceProfile
+
+from ..promql import PRESETS, render
+from ..queries import PlannedQuery, QueryOutcome
+
+__all__ = ["DeploymentState", "MonitorObservations", "query_plan"]
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    name: str
+    ready: int | None = None
+    desired: int | None = None
+    error: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MonitorObservations:
+    """Everything one evaluation reads: query outcomes by name, at one evaluation time."""
+
+    at: datetime
+    version: str | None
+    current: Mapping[str, QueryOutcome] = field(default_factory=dict)
+    baseline: Mapping[str, QueryOutcome] = field(default_factory=dict)
+    quality_series: QueryOutcome | None = None
+    deployment: DeploymentState | None = None
+    profile: ReferenceProfile | None = None
+    # Set when the evaluation could not query at all (version, profile or credentials missing).
+    blocked_reason: str | None = None
+    blocked_message: str | None = None
+
+    @property
+    def query_count(self) -> int:
+        return len(self.current) + len(self.baseline) + (self.quality_series is not None)
+
+
+def _baseline_end_and_window(spec: ModelMonitorSpec, at: datetime) -> tuple[datetime, timedelta] | None:
+    baseline = spec.drift.baseline
+    if baseline.mlflow_profile:
+        return None
+    if baseline.start is not None and baseline.end is not None:
+        return baseline.end, baseline.end - baseline.start
+    assert baseline.offset is not None
+    window = parse_duration(baseline.window) if baseline.window else parse_duration(spec.drift.window)
+    return at - parse_duration(baseline.offset), window
+
+
+def query_plan(
+    spec: ModelMonitorSpec, *, namespace: str, version: str | None, at: datetime
+) -> tuple[list[PlannedQuery], list[PlannedQuery], PlannedQuery | None]:
+    """The instant queries for the current window, for the baseline, and the quality range query."""
+    preset = PRESETS[spec.metrics.preset]
+
+    def planned(name: str, window: timedelta, when: datetime) -> PlannedQuery | None:
+        promql = render(
+            preset, name, model=spec.model.name, version=version, namespace=namespace, window=window,
+            overrides=spec.metrics.overrides,
+        )
+        return PlannedQuery(name, promql, when) if promql else None
+
+    performance = parse_duration(spec.performance.window)
+    drift = parse_duration(spec.drift.window)
+    windows = {
+        "latencyBuckets": performance,
+        "latencySum": performance,
+        "requests": performance,
+        "batchSize": performance,
+        "feedback": parse_duration(spec.quality.window),
+        "predictions": drift,
+        "featureBuckets": drift,
+        "featureCategories": drift,
+    }
+    current = [q for name, window in windows.items() if (q := planned(name, window, at))]
+    baseline: list[PlannedQuery] = []
+    reference = _baseline_end_and_window(spec, at)
+    if reference is not None and (spec.drift.enabled or spec.label_drift.enabled):
+        end, window = reference
+        baseline = [q for name in ("predictions", "featureBuckets", "featureCategories") if (q := planned(name, window, end))]
+    series = None
+    if spec.degradation.enabled:
+        series = planned("feedback", parse_duration(spec.degradation.step), at)
+    return current, baseline, series

@@ -1,0 +1,61 @@
+"""Prometheus answers as the decisions see them: samples, series, and one query's outcome.
+
+The sources fill these in; a decision never sees the client that asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = ["PlannedQuery", "QueryFailed", "QueryOutcome", "Sample", "Series"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One element of an instant vector."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a range query: (unix time, value) points in time order."""
+
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+class QueryFailed(Exception):
+    """A query that did not answer; ``reason`` is a CamelCase word for a condition."""
+
+    def __init__(self, reason: str, message: str, query: str):
+        self.reason = reason
+        self.message = message
+        self.query = query
+        super().__init__(f"{reason}: {message}")
+
+
+@dataclass(frozen=True)
+class PlannedQuery:
+    """A query to run: its name in the plan, its PromQL, and the evaluation time."""
+
+    name: str
+    promql: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """The answer of one query, or why there is none."""
+
+    query: str
+    samples: tuple[Sample, ...] = ()
+    series: tuple[Series, ...] = ()
+    error: QueryFailed | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

@@ -1,0 +1,151 @@
+"""A RetrainPolicy's decision: which trigger fires, when a training Job starts, how the candidate
+is judged against the champion, and when it goes to a canary.
+
+Pure and level-triggered: every tick looks at what the sources observed (the monitor's status,
+the Job, the MLflow run and versions, the canary) and the policy's status, and returns the new
+status plus idempotent actions (create this Job, register this run, create this canary). The
+handler writes the status before it applies the actions, so a run is recorded before its Job
+exists; a tick that finds the Job, version or canary missing asks for it again. A restarted
+operator sees the same status and the same objects, and so takes the same decisions: a running
+Job is adopted, never started twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from modelpilot.api import SpecError, parse_duration
+from modelpilot.api.retrain import RetrainPolicySpec, RetrainPolicyStatus, RunStatus, TriggerRecord
+
+from ..decision import Decision, EventToPost
+from ..owners import PolicyRef
+from .builders import build_canary, build_training_job
+from .gate import register_and_compare
+from .observations import CreateCanary, CreateJob, RetrainAction, RetrainObservations
+from .records import conditions, finish
+from .triggers import Fired, disarmed, manual_token, monitor_triggers, next_schedule
+
+__all__ = ["RetrainDecision", "decide_retrain"]
+
+RetrainDecision = Decision[RetrainPolicyStatus, RetrainAction]
+
+
+def decide_retrain(
+    spec: RetrainPolicySpec,
+    status: RetrainPolicyStatus,
+    obs: RetrainObservations,
+    *,
+    ref: PolicyRef,
+    generation: int | None,
+    now: datetime,
+) -> RetrainDecision:
+    """The next status and actions of a policy."""
+    actions: list[RetrainAction] = []
+    events: list[EventToPost] = []
+    trigger_state, fired = monitor_triggers(spec, status.triggers, obs.monitor)
+    update: dict[str, Any] = {"triggers": trigger_state, "observed_generation": generation}
+
+    # The schedule advances whatever the phase: a run that could not start is skipped, not queued.
+    next_scheduled = status.next_scheduled or next_schedule(spec, now)
+    if next_scheduled is not None and now >= next_scheduled:
+        fired.append(Fired("schedule", f"scheduled for {next_scheduled.isoformat()}"))
+        next_scheduled = next_schedule(spec, now)
+    update["next_scheduled"] = next_scheduled
+
+    token = manual_token(spec, obs)
+    if token is not None and token != status.handled_manual_request:
+        fired.insert(0, Fired("manual", f"requested ({token.strip('|')})"))
+    message = status.last_result or "waiting for a trigger"
+
+    if status.phase == "Idle" and fired:
+        cooling = status.last_finished is not None and now < status.last_finished + parse_duration(spec.cooldown)
+        manual = fired[0].type == "manual"
+        if cooling and not manual:
+            message = f"{', '.join(f.type for f in fired)} trigger suppressed: cooldown until {(status.last_finished + parse_duration(spec.cooldown)).isoformat()}"  # type: ignore[operator]
+        else:
+            number = status.runs + 1
+            run = RunStatus(
+                number=number, job=f"{ref.name}-{number}-1", trigger=fired[0].type,
+                reason="; ".join(f"{f.type}: {f.reason}" for f in fired), started=now,
+            )
+            update.update(
+                triggers=disarmed(trigger_state, fired), phase="Training", runs=number, current_run=run, candidate_version=None, comparison=[], canary=None,
+                last_trigger=TriggerRecord(type=run.trigger, reason=run.reason, time=now),
+            )
+            message = f"training run {number} ({run.trigger}): Job {run.job}"
+            events.append(EventToPost("Normal", "RetrainTriggered", f"{run.reason}; Job {run.job}"))
+    if token is not None and token != status.handled_manual_request:
+        update["handled_manual_request"] = token
+
+    status = status.model_copy(update=update)
+    status, message = _progress(spec, status, obs, ref, now, actions, events, message)
+    status = status.model_copy(update={"conditions": conditions(status, message, now, generation)})
+    return Decision(status=status, actions=actions, events=events)
+
+
+def _progress(
+    spec: RetrainPolicySpec,
+    status: RetrainPolicyStatus,
+    obs: RetrainObservations,
+    owner: PolicyRef,
+    now: datetime,
+    actions: list[RetrainAction],
+    events: list[EventToPost],
+    message: str,
+) -> tuple[RetrainPolicyStatus, str]:
+    run = status.current_run
+    if status.phase == "Training" and run is not None:
+        job = obs.job
+        if job is None or job.state == "Missing":
+            actions.append(CreateJob(build_training_job(spec, owner, run, now)))
+            return status, f"starting Job {run.job}"
+        if job.state == "Active":
+            return status, f"Job {run.job} is running (attempt {run.attempt})"
+        if job.state == "Failed":
+            if run.attempt <= spec.training.retries:
+                retry = run.model_copy(update={"attempt": run.attempt + 1, "job": f"{owner.name}-{run.number}-{run.attempt + 1}", "started": now})
+                events.append(EventToPost("Warning", "TrainingFailed", f"Job {run.job} failed: {job.message}; retrying as {retry.job}"))
+                actions.append(CreateJob(build_training_job(spec, owner, retry, now)))
+                return status.model_copy(update={"current_run": retry}), f"retrying: Job {retry.job}"
+            text = f"Job {run.job} failed: {job.message}"
+            events.append(EventToPost("Warning", "TrainingFailed", text))
+            return finish(status, now, "Failed", text), f"Failed: {text}"
+        status = status.model_copy(update={"phase": "Registering"})
+    if status.phase == "Registering" and run is not None:
+        status, message = register_and_compare(spec, status, obs, owner, now, actions, events)
+    if status.phase == "AwaitingApproval":
+        approved = status.candidate_version in {spec.deployment.approve_version, obs.approve_annotation}
+        if not approved:
+            return status, f"version {status.candidate_version} passed the gate and awaits approval"
+        status = status.model_copy(update={"phase": "Deploying"})
+    if status.phase == "Deploying":
+        return _deploying(spec, status, obs, owner, now, actions, events)
+    return status, message
+
+
+def _deploying(
+    spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, owner: PolicyRef, now: datetime,
+    actions: list[RetrainAction], events: list[EventToPost],
+) -> tuple[RetrainPolicyStatus, str]:
+    version = status.candidate_version
+    assert version is not None
+    try:
+        manifest = build_canary(spec, owner, version)
+    except SpecError as err:
+        text = f"cannot hand version {version} to a canary: {err}"
+        events.append(EventToPost("Warning", "InvalidCanaryTemplate", text))
+        return finish(status, now, "Failed", text), text
+    name = manifest["metadata"]["name"]
+    status = status.model_copy(update={"canary": name})
+    phase = obs.canary_phase
+    if phase in (None, "Missing"):
+        actions.append(CreateCanary(manifest))
+        return status, f"creating CanaryRelease {name}"
+    if phase == "Promoted":
+        events.append(EventToPost("Normal", "Promoted", f"version {version} promoted by CanaryRelease {name}"))
+        return finish(status, now, "Promoted", f"version {version} promoted by CanaryRelease {name}"), f"version {version} promoted"
+    if phase in ("RolledBack", "Failed"):
+        events.append(EventToPost("Warning", "CanaryRolledBack", f"CanaryRelease {name} ended {phase}"))
+        return finish(status, now, "RolledBack", f"CanaryRelease {name} ended {phase}"), f"CanaryRelease {name} ended {phase}"
+    return status, f"CanaryRelease {name} is {phase}"
