@@ -36,8 +36,14 @@ controlplane: venv
 crds: venv
 	$(VENV)/bin/modelpilot crds
 
-test: deps
+test: deps lint
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# ruff over the package, tests and benchmarks; mypy over the package, strict for api, analysis
+# and reconcile (configured in pyproject.toml).
+lint: venv
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/mypy
 
 unit: venv
 	$(PY) -m pytest -q tests/unit
