@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.support.ports import free_port
-from tests.support.process import ServiceProcess, terminate
+from tests.support.process import ServiceProcess, spawn, terminate
 
 __all__ = ["ControlPlane", "binary_path", "ensure_built", "kubectl_path"]
 
@@ -104,7 +104,7 @@ class ControlPlane(ServiceProcess):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         log = self.log_path.open("ab")
-        self._process = subprocess.Popen(
+        self._process = spawn(
             [
                 str(binary),
                 "serve",
@@ -115,7 +115,6 @@ class ControlPlane(ServiceProcess):
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
         log.close()
         self._wait_ready(timeout)

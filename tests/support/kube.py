@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.controlplane import ensure_built, kubectl_path
 from tests.support.ports import free_port
-from tests.support.process import ServiceProcess, terminate
+from tests.support.process import ServiceProcess, kill, spawn, terminate
 
 __all__ = ["Cluster", "OperatorProcess", "REPO", "wait_for"]
 
@@ -90,7 +90,7 @@ class OperatorProcess(ServiceProcess):
 
     def start(self, timeout: float = 60.0) -> OperatorProcess:
         log = self.log_path.open("ab")
-        self._process = subprocess.Popen(
+        self._process = spawn(
             [
                 sys.executable, "-m", "modelpilot.cli", "run", "--all-namespaces",
                 f"--metrics-port={self.metrics_port}", f"--liveness-port={self.liveness_port}",
@@ -127,10 +127,9 @@ class OperatorProcess(ServiceProcess):
 
     def kill(self) -> None:
         """SIGKILL, as a crashed or evicted operator pod would end."""
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
+        process, self._process = self._process, None
+        if process is not None:
+            kill(process)
 
     def stop(self, timeout: float = 20.0) -> None:
         process, self._process = self._process, None

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tests.support.kube import REPO, Cluster
+from tests.support.process import spawn, terminate
 
 __all__ = ["JobKubelet", "RanJob"]
 
@@ -86,7 +87,11 @@ class JobKubelet:
         self._patch(name, {"startTime": started, "active": 1})
         log = self.workdir / f"job-{name}.log"
         with log.open("w") as out:
-            code = subprocess.run(command, cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, timeout=300).returncode
+            process = spawn(command, cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            code = process.wait(timeout=300)
+        finally:
+            terminate(process, 10)
         self.jobs[name].output = log.read_text()
         self.hold.wait()
         self.jobs[name].returncode = code

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.support.ports import free_port
-from tests.support.process import ServiceProcess, terminate
+from tests.support.process import ServiceProcess, spawn, terminate
 
 __all__ = ["MlflowServer", "MlflowServerError", "find_mlflow_executable"]
 
@@ -104,15 +104,14 @@ class MlflowServer(ServiceProcess):
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         began = time.monotonic()
         with open(self.log_path, "ab") as log:
-            # A session of its own: `mlflow server` forks uvicorn, and stop() ends them together.
-            self._proc = subprocess.Popen(
+            # `mlflow server` runs uvicorn as its child: spawn's process group holds both.
+            self._proc = spawn(
                 command,
                 cwd=self.workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         try:
             self._wait_healthy(began)
@@ -147,5 +146,4 @@ class MlflowServer(ServiceProcess):
 
     def stop(self, timeout: float = 15.0) -> None:
         proc, self._proc = self._proc, None
-        # uvicorn workers may outlive the `mlflow server` parent; take down the whole group.
-        terminate(proc, timeout, group=True)
+        terminate(proc, timeout)

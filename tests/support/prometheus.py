@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.ports import free_port
-from tests.support.process import ServiceProcess, terminate
+from tests.support.process import ServiceProcess, spawn, terminate
 
 __all__ = ["PrometheusError", "PrometheusServer", "create_blocks", "find_binary"]
 
@@ -156,15 +156,12 @@ class PrometheusServer(ServiceProcess):
         with open(self.log_path, "ab") as log:
             log.write(f"--- starting {' '.join(command)}\n".encode())
             log.flush()
-            # A session of its own: a Ctrl-C in the terminal reaches pytest, whose teardown
-            # stops Prometheus cleanly, rather than both at once.
-            self._proc = subprocess.Popen(
+            self._proc = spawn(
                 command,
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         _started.add(self)
         try:

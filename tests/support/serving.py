@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 import kubernetes
 
 from tests.support.kube import REPO
+from tests.support.process import kill, spawn, terminate
 
 __all__ = ["DeploymentKubelet", "ServerProcess", "api_for", "load_example", "start_server"]
 
@@ -61,18 +62,13 @@ class ServerProcess:
     version: str
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, 10)
 
 
 def start_server(env: Mapping[str, str], port: int, log: Path) -> subprocess.Popen[str]:
     """The example server as a container would run it; returns once it listens."""
     with log.open("a") as out:
-        process = subprocess.Popen(
+        process = spawn(
             [sys.executable, str(SERVER), "--port", str(port)], cwd=REPO, env={**os.environ, **env},
             stdout=subprocess.PIPE, stderr=out, text=True,
         )
@@ -85,7 +81,7 @@ def start_server(env: Mapping[str, str], port: int, log: Path) -> subprocess.Pop
                 return process
             if process.poll() is not None:
                 raise RuntimeError(f"model server exited with {process.returncode}; see {log}")
-    process.kill()
+    kill(process)
     raise RuntimeError(f"model server on port {port} did not start; see {log}")
 
 
