@@ -188,10 +188,11 @@ def drift_from_samples(
     Kolmogorov distribution beyond that or when values tie (ties make KS conservative, never
     liberal). When the pooled windows hold no more than ``bins`` distinct values the data are
     discrete and KS far too conservative (about 0.7% alarms at a nominal 5% for a binary
-    feature), so the chi-square on the values, merged as in ``drift_from_counts``, decides. PSI and JS use ``bins`` reference-quantile bins (inverted-CDF quantiles, so
-    every edge is an observed value and tied quantiles collapse into one edge), or the distinct
-    values for discrete data. Wasserstein is divided by the reference's standard deviation, or
-    by the pooled one when the reference is constant.
+    feature), so the chi-square on the values, merged as in ``drift_from_counts``, decides.
+    PSI and JS use ``bins`` reference-quantile bins (inverted-CDF quantiles, so every edge is an
+    observed value and tied quantiles collapse into one edge), or the distinct values for
+    discrete data. Wasserstein is divided by the reference's standard deviation, or by the
+    pooled one when the reference is constant.
 
     Categorical: values are compared by their ``str``; None and NaN are missing. Then as the
     categorical counts of ``drift_from_counts``.

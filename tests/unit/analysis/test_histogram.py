@@ -13,7 +13,8 @@ BOUNDS = np.array([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0])
 def test_bucket_counts_match_le_semantics() -> None:
     values = np.array([0.01, 0.0100001, 0.3, 5.0, math.nan, -1.0])
     counts = bucket_counts(values, BOUNDS)
-    expected = [sum(1 for v in values[~np.isnan(values)] if (i == 0 or v > BOUNDS[i - 1]) and (i == len(BOUNDS) or v <= BOUNDS[i]))
+    finite = values[~np.isnan(values)]
+    expected = [sum(1 for v in finite if (i == 0 or v > BOUNDS[i - 1]) and (i == len(BOUNDS) or v <= BOUNDS[i]))
                 for i in range(len(BOUNDS) + 1)]
     assert counts.tolist() == expected
     assert counts.sum() == 5
