@@ -39,10 +39,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from numbers import Real
-from typing import Any, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client import start_http_server as _start_http_server
@@ -91,7 +91,7 @@ def _check_bounds(bounds: Iterable[float], what: str) -> tuple[float, ...]:
     return finite
 
 
-def buckets_from_sample(values: Iterable[float], count: int = 10) -> tuple[float, ...]:
+def buckets_from_sample(values: Iterable[float | None], count: int = 10) -> tuple[float, ...]:
     """Bucket bounds at the ``count``-quantiles of a sample (a training column), deduplicated.
 
     Equal-frequency buckets make the drift tests equally sensitive over the whole range.
