@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def build_profile(
             )
         else:
             present = [str(v) for v in values if v not in (None, "")]
-            categories, counts = np.unique(np.array(present, dtype=object), return_counts=True) if present else ([], [])
+            categories, counts = np.unique(np.array(present, dtype=object), return_counts=True)
             features[name] = CategoricalProfile(
                 counts={str(c): float(n) for c, n in zip(categories, counts)}, missing=len(values) - len(present)
             )

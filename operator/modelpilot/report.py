@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus
 
@@ -65,9 +65,11 @@ def monitor_report(name: str, spec: ModelMonitorSpec, status: ModelMonitorStatus
         lines += [
             "",
             f"Data drift ({drifted}/{len(status.features)} features; window {spec.drift.window},"
-            f" {spec.drift.correction} at alpha {spec.drift.alpha}, gate {spec.drift.effect_size} >= {spec.drift.effect_threshold})",
+            f" {spec.drift.correction} at alpha {spec.drift.alpha},"
+            f" gate {spec.drift.effect_size} >= {spec.drift.effect_threshold})",
             *table(
-                ["FEATURE", "KIND", "VERDICT", "PSI", "BAND", "PSI|H0", "KS", "JS", "WASS", "TEST", "P", "P ADJ", "N REF", "N CUR"],
+                ["FEATURE", "KIND", "VERDICT", "PSI", "BAND", "PSI|H0", "KS", "JS", "WASS", "TEST", "P", "P ADJ",
+                 "N REF", "N CUR"],
                 (
                     (f.name, f.kind, f.verdict, _num(f.psi, 3), f.psi_band or "-", _num(f.psi_expected, 2), _num(f.ks, 3),
                      _num(f.js, 3), _num(f.wasserstein, 3), f.test or "-", _num(f.pvalue, 3), _num(f.corrected_pvalue, 3),
@@ -82,7 +84,11 @@ def monitor_report(name: str, spec: ModelMonitorSpec, status: ModelMonitorStatus
     label = status.label_drift
     if label is not None:
         shift = ", ".join(f"{k} {v:+.1%}" for k, v in sorted(label.class_shift.items()))
-        lines += ["", f"Label drift: {label.verdict} (PSI {_num(label.psi, 3)}, p {_num(label.pvalue, 3)}); class share change: {shift}"]
+        lines += [
+            "",
+            f"Label drift: {label.verdict} (PSI {_num(label.psi, 3)}, p {_num(label.pvalue, 3)});"
+            f" class share change: {shift}",
+        ]
     trend = status.degradation
     if trend is not None:
         lines += [
