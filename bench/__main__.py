@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ BENCHMARKS = ("samples", "counts", "fanout", "scale", "canary")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller data: 100,000 rows, 200 monitors on counts and at scale, 25 in fan-out")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller data: 100,000 rows, 200 monitors on counts and at scale, 25 in fan-out"
+    )
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     parser.add_argument("--repeats", type=int, default=None, help="measured runs per contender (default 3, or 5 without --quick)")
     parser.add_argument("--profile", action="store_true", help="add cProfile summaries of modelpilot's side to latest.json")
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.monotonic() - began
     RESULTS.mkdir(exist_ok=True)
     record = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
         "repeats": settings.repeats,
         "warmup": settings.warmup,

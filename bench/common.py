@@ -8,8 +8,9 @@ import platform
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Bench", "Settings", "Timing", "machine", "measure", "measure_rounds", "ratio", "seconds"]
 
@@ -40,7 +41,9 @@ class Timing:
         return f"{seconds(self.median)} [{seconds(self.min)}-{seconds(self.max)}]"
 
 
-def measure(run: Callable[[], Any], *, repeats: int, warmup: int = 1, clock: Callable[[], float] = time.perf_counter) -> tuple[Timing, Any]:
+def measure(
+    run: Callable[[], Any], *, repeats: int, warmup: int = 1, clock: Callable[[], float] = time.perf_counter
+) -> tuple[Timing, Any]:
     """Time ``run`` ``repeats`` times after ``warmup`` untimed runs; returns the timing and the
     last run's result (for the agreement checks)."""
     result = None

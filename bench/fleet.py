@@ -10,7 +10,7 @@ the first for a few features, so the drift tests have something to find.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from scipy import stats
@@ -51,7 +51,7 @@ def fleet_history(
     seed: int = 11,
 ) -> Fleet:
     """``models`` models, each with ``features`` features (``categorical`` of them categorical)."""
-    end = floor_time(end or datetime.now(timezone.utc), step)
+    end = floor_time(end or datetime.now(UTC), step)
     start = end - timedelta(days=days)
     drift_at = end - timedelta(days=1)
     history = MetricsHistory(start, end, step, seed=seed)

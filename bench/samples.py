@@ -15,8 +15,9 @@ import json
 import pstats
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -295,8 +296,9 @@ def run(settings: Settings, peers: PeerEnv | str, *, profile: bool = False, log=
         f"{', '.join(sorted(expected))}; scipy (same BH correction, alpha {alpha:g}) flags "
         f"{', '.join(_names(sp_significant)) or 'none'}"
     )
+    agreeing = sum(mp_significant[k] == sp_significant[k] for k in sp_significant)
     bench.notes.append(
-        f"modelpilot's corrected-test decisions agree with scipy's on {sum(mp_significant[k] == sp_significant[k] for k in sp_significant)}"
+        f"modelpilot's corrected-test decisions agree with scipy's on {agreeing}"
         f"/{features} features; largest |log10 p| gap {max(gaps) if gaps else 0:.3f} over {len(gaps)} finite p-value pairs"
     )
     if "evidently_methods" in bench.figures:

@@ -200,7 +200,10 @@ def run(settings: Settings, stack: Stack, *, log=print) -> Bench:
         ("create call to the first cycle's last Event posted", f"{events_done:.0f} s"),
         (f"one steady interval ({interval}): evaluations", f"{in_window}/{count}"),
         ("steady interval: status PATCHes (per evaluation)", f"{status_patches:.0f} ({per_eval:.2f})"),
-        ("steady interval: object PATCHes / Events / reads (GET, LIST, WATCH)", f"{object_patches:.0f} / {events:.0f} / {reads:.0f}"),
+        (
+            "steady interval: object PATCHes / Events / reads (GET, LIST, WATCH)",
+            f"{object_patches:.0f} / {events:.0f} / {reads:.0f}",
+        ),
     ]
     bench.notes.append(
         f"{count} monitors over the fleet's {len(stack.fleet.models)} models (each model watched by "
