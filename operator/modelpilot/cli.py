@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -39,7 +41,7 @@ def _cmd_crds(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     import asyncio
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import yaml
 
@@ -53,9 +55,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if not documents:
         print(f"{args.file}: no {MODEL_MONITOR.kind} in the file", file=sys.stderr)
         return 2
-    at = now_utc() if args.at is None else datetime.fromisoformat(args.at.replace("Z", "+00:00")).astimezone(timezone.utc)
+    at = now_utc() if args.at is None else datetime.fromisoformat(args.at.replace("Z", "+00:00")).astimezone(UTC)
     worst = 0
-    reports = []
+    reports: list[dict[str, Any]] = []
+    texts: list[str] = []
     for document in documents:
         name = document.get("metadata", {}).get("name", "-")
         spec_body = dict(document.get("spec") or {})
@@ -72,7 +75,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         if args.output == "json":
             reports.append({"name": name, "status": status.to_body()})
         else:
-            reports.append(monitor_report(name, spec, status))
+            texts.append(monitor_report(name, spec, status))
         conditions = {c.type: c.status for c in status.conditions}
         if conditions.get("Ready") != "True":
             worst = max(worst, 2)
@@ -81,7 +84,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
     else:
-        print("\n".join(reports), end="")
+        print("\n".join(texts), end="")
     return worst
 
 
@@ -125,10 +128,9 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
     from modelpilot.api import RETRAIN_POLICY, load_status, now_utc
-    from modelpilot.reconcile.retrain import history_rows
+    from modelpilot.reconcile.retrain import APPROVE_ANNOTATION, MANUAL_ANNOTATION, history_rows
     from modelpilot.report import table
     from modelpilot.sources.kubernetes import ObjectMissing, get_resource, patch_resource
-    from modelpilot.reconcile.retrain import APPROVE_ANNOTATION, MANUAL_ANNOTATION
 
     plural = RETRAIN_POLICY.plural
     try:

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelpilot.api import CANARY_RELEASE, Kind, load_spec, load_status
@@ -51,7 +51,7 @@ __all__ = [
     "requests_samples",
 ]
 
-START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 REF = ReleaseRef("ml", "fraud-v4", "uid-1")
 
 
@@ -171,12 +171,16 @@ class World:
                 "selector": {"matchLabels": {"app": "fraud"}},
                 "template": {
                     "metadata": {"labels": {"app": "fraud"}, "annotations": annotations},
-                    "spec": {"containers": [{"name": "server", "image": "fraud:1", "env": [{"name": "MODEL_NAME", "value": "fraud"}]}]},
+                    "spec": {
+                        "containers": [{"name": "server", "image": "fraud:1", "env": [{"name": "MODEL_NAME", "value": "fraud"}]}]
+                    },
                 },
             },
             "status": {
-                "observedGeneration": self.stable_observed, "replicas": self.stable_replicas,
-                "updatedReplicas": ready, "readyReplicas": ready,
+                "observedGeneration": self.stable_observed,
+                "replicas": self.stable_replicas,
+                "updatedReplicas": ready,
+                "readyReplicas": ready,
             },
         }
 
@@ -222,7 +226,12 @@ class World:
             actual_weight=self.actual_weight(),
             alias_holder=self.alias_holder if needs.alias else None,
             metrics=self.answers(needs),
-            hooks={h.type: HookAnswer(self.hook_ok.get(h.type, True), "answered 200" if self.hook_ok.get(h.type, True) else "answered 503: no") for h in needs.hooks},
+            hooks={
+                h.type: HookAnswer(
+                    self.hook_ok.get(h.type, True), "answered 200" if self.hook_ok.get(h.type, True) else "answered 503: no"
+                )
+                for h in needs.hooks
+            },
         )
 
     # -- acting --------------------------------------------------------------------------------
@@ -246,7 +255,10 @@ class World:
     def body(self) -> dict[str, Any]:
         return {
             "metadata": {
-                "namespace": REF.namespace, "name": REF.name, "uid": REF.uid, "generation": 1,
+                "namespace": REF.namespace,
+                "name": REF.name,
+                "uid": REF.uid,
+                "generation": 1,
                 "resourceVersion": str(self.resource_version),
             },
             "spec": self.spec.to_body(),
@@ -267,7 +279,11 @@ class World:
         pass  # each decision's Events are kept in ``results``
 
     async def _observe(
-        self, spec: CanaryReleaseSpec, status: CanaryReleaseStatus, ref: ReleaseRef, annotations: Mapping[str, str],
+        self,
+        spec: CanaryReleaseSpec,
+        status: CanaryReleaseStatus,
+        ref: ReleaseRef,
+        annotations: Mapping[str, str],
         now: datetime,
     ) -> CanaryObservations:
         return self.observe(observation_needs(spec, status, ref=ref, now=now))

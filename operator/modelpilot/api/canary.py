@@ -14,12 +14,12 @@ from pydantic import Field
 
 from .common import (
     ApiModel,
-    Condition,
     Duration,
     LocalObjectReference,
     MlflowSettings,
     PrometheusEndpoint,
     PromQLTemplate,
+    ResourceStatus,
     Rule,
     SecretKeyReference,
 )
@@ -383,11 +383,9 @@ class ReleaseRecord(ApiModel):
     message: str = Field(default="", description="Why, in one line.")
 
 
-class CanaryReleaseStatus(ApiModel):
+class CanaryReleaseStatus(ResourceStatus):
     """Everything needed to resume a release lives here: a restarted operator continues from it."""
 
-    observed_generation: int | None = Field(default=None, description="The spec generation last acted on.")
-    conditions: list[Condition] = Field(default_factory=list, description="Current state; Ready summarises.")
     phase: CanaryPhase | None = Field(
         default=None, description="Initializing, Progressing, AwaitingPromotion, Promoting, Promoted or RolledBack."
     )

@@ -28,6 +28,7 @@ __all__ = [
     "ObjectReference",
     "PromQLTemplate",
     "PrometheusEndpoint",
+    "ResourceStatus",
     "SecretKeyReference",
     "PROMQL_PLACEHOLDERS",
     "RULE_ERROR",
@@ -195,6 +196,14 @@ class Condition(ApiModel):
     message: str = Field(default="", max_length=32768, description="Human-readable details of the transition.")
     last_transition_time: datetime = Field(description="When status last changed.")
     observed_generation: int | None = Field(default=None, ge=0, description="The spec generation the condition was set from.")
+
+
+class ResourceStatus(ApiModel):
+    """What the status of every kind has: conditions, with Ready summarising, and the generation
+    of the spec they were set from."""
+
+    observed_generation: int | None = Field(default=None, description="The spec generation last acted on.")
+    conditions: list[Condition] = Field(default_factory=list, description="Current state; Ready summarises.")
 
 
 class LocalObjectReference(ApiModel):

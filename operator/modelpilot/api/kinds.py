@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from .canary import CanaryReleaseSpec, CanaryReleaseStatus
-from .common import RULE_ERROR, ApiModel
+from .common import RULE_ERROR, ApiModel, ResourceStatus
 from .monitor import ModelMonitorSpec, ModelMonitorStatus
 from .retrain import RetrainPolicySpec, RetrainPolicyStatus
 
@@ -33,7 +33,7 @@ VERSION = "v1alpha1"
 CATEGORY = "modelpilot"
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
-StatusT = TypeVar("StatusT", bound=ApiModel)
+StatusT = TypeVar("StatusT", bound=ResourceStatus)
 
 
 @dataclass(frozen=True)

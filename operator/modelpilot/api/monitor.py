@@ -9,12 +9,12 @@ from pydantic import AfterValidator, Field
 
 from .common import (
     ApiModel,
-    Condition,
     Duration,
     MlflowSettings,
     ObjectReference,
     PrometheusEndpoint,
     PromQLTemplate,
+    ResourceStatus,
     Rule,
 )
 
@@ -378,9 +378,7 @@ class AlertRecord(ApiModel):
     message: str = Field(default="", description="The condition's message at the time.")
 
 
-class ModelMonitorStatus(ApiModel):
-    observed_generation: int | None = Field(default=None, description="The spec generation last evaluated.")
-    conditions: list[Condition] = Field(default_factory=list, description="Current state; Ready summarises.")
+class ModelMonitorStatus(ResourceStatus):
     last_evaluation: datetime | None = Field(default=None, description="When the last evaluation ran.")
     last_success: datetime | None = Field(default=None, description="When every query last answered.")
     next_evaluation: datetime | None = Field(default=None, description="Not before this time (interval or backoff).")

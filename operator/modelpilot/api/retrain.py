@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .common import ApiModel, Condition, Duration, LocalObjectReference, MlflowSettings, Rule
+from .common import ApiModel, Duration, LocalObjectReference, MlflowSettings, ResourceStatus, Rule
 
 __all__ = [
     "DeploymentSpec",
@@ -226,9 +226,7 @@ class TriggerState(ApiModel):
     drift_armed: bool = Field(default=True, description="The drift trigger may fire; false until drift clears.")
 
 
-class RetrainPolicyStatus(ApiModel):
-    observed_generation: int | None = Field(default=None, description="The spec generation last acted on.")
-    conditions: list[Condition] = Field(default_factory=list, description="Current state; Ready summarises.")
+class RetrainPolicyStatus(ResourceStatus):
     phase: RetrainPhase = Field(default="Idle", description="Idle, Training, Registering, AwaitingApproval or Deploying.")
     last_trigger: TriggerRecord | None = None
     last_result: str | None = Field(

@@ -20,7 +20,9 @@ def register_admission(kind: Kind[Any, Any]) -> None:
     @kopf.on.resume(GROUP, VERSION, kind.plural, id=f"admit-{kind.singular}")
     @kopf.on.create(GROUP, VERSION, kind.plural, id=f"admit-{kind.singular}")
     @kopf.on.update(GROUP, VERSION, kind.plural, id=f"admit-{kind.singular}", field="spec")
-    async def admit_spec(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
+    async def admit_spec(
+        body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
+    ) -> None:
         before = load_status(kind, status).conditions
         result = admit(kind, spec, list(before), generation=meta.get("generation"), now=now_utc())
         write_conditions(patch, result.conditions, meta.get("generation"))

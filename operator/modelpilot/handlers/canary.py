@@ -3,7 +3,6 @@ writes the status, then makes the plan true."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -13,11 +12,15 @@ import kopf
 from modelpilot.api import CANARY_RELEASE, GROUP, VERSION
 from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus
 from modelpilot.reconcile import ReleaseRef
-from modelpilot.reconcile.canary import CanaryDecision, CanaryObservations, decide_canary
+from modelpilot.reconcile.canary import (
+    CanaryDecision,
+    CanaryObservations,
+    decide_canary,
+)
 from modelpilot.sources.canary import CanaryCluster
 from modelpilot.sources.kubernetes import KubernetesReader
 
-from .tick import KubeCluster, TickSteps, run_tick
+from .tick import KubeCluster, TickLogger, TickSteps, run_tick
 
 __all__ = ["CANARY_TICK", "TICK_SECONDS"]
 
@@ -33,7 +36,11 @@ async def _observe(
 
 
 def _decide(
-    spec: CanaryReleaseSpec, status: CanaryReleaseStatus, obs: CanaryObservations, ref: ReleaseRef, generation: int | None,
+    spec: CanaryReleaseSpec,
+    status: CanaryReleaseStatus,
+    obs: CanaryObservations,
+    ref: ReleaseRef,
+    generation: int | None,
     now: datetime,
 ) -> CanaryDecision:
     return decide_canary(spec, status, obs, ref=ref, generation=generation, now=now)
@@ -44,5 +51,5 @@ CANARY_TICK = TickSteps(kind=CANARY_RELEASE, ref=ReleaseRef, observe=_observe, d
 
 # A failed tick is retried at the next tick, not after kopf's default minute of backoff.
 @kopf.timer(GROUP, VERSION, CANARY_RELEASE.plural, interval=TICK_SECONDS, backoff=TICK_SECONDS, id="progress-canaryrelease")
-async def progress_release(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+async def progress_release(body: kopf.Body, logger: TickLogger, **_: Any) -> None:
     await run_tick(CANARY_TICK, body, KubeCluster(), logger=logger)

@@ -7,7 +7,7 @@ every monitor gauge carries namespace, monitor and model; feature gauges add fea
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -46,9 +46,7 @@ class ResourceStates(Collector):
         for (kind, namespace, name), conditions in snapshot:
             for condition in conditions:
                 for status in ("True", "False", "Unknown"):
-                    family.add_metric(
-                        [kind, namespace, name, condition.type, status], 1.0 if condition.status == status else 0.0
-                    )
+                    family.add_metric([kind, namespace, name, condition.type, status], 1.0 if condition.status == status else 0.0)
         yield family
 
 
@@ -58,22 +56,45 @@ STATES = ResourceStates()
 _MODEL_GAUGES = (
     ("modelpilot_model_accuracy", "Accuracy over the quality window.", lambda s: s.quality and s.quality.accuracy),
     ("modelpilot_model_f1", "Macro F1 over the quality window.", lambda s: s.quality and s.quality.f1_macro),
-    ("modelpilot_model_latency_p99_seconds", "Latency p99 over the performance window.",
-     lambda s: s.performance and s.performance.latency_p99),
-    ("modelpilot_model_error_rate", "Error rate over the performance window.", lambda s: s.performance and s.performance.error_rate),
-    ("modelpilot_model_throughput", "Requests per second over the performance window.",
-     lambda s: s.performance and s.performance.throughput),
-    ("modelpilot_label_drift_pvalue", "p-value of the prediction-class distribution test.",
-     lambda s: s.label_drift and s.label_drift.pvalue),
-    ("modelpilot_degradation_slope", "Sen's slope of the quality metric per day.", lambda s: s.degradation and s.degradation.sen_slope),
+    (
+        "modelpilot_model_latency_p99_seconds",
+        "Latency p99 over the performance window.",
+        lambda s: s.performance and s.performance.latency_p99,
+    ),
+    (
+        "modelpilot_model_error_rate",
+        "Error rate over the performance window.",
+        lambda s: s.performance and s.performance.error_rate,
+    ),
+    (
+        "modelpilot_model_throughput",
+        "Requests per second over the performance window.",
+        lambda s: s.performance and s.performance.throughput,
+    ),
+    (
+        "modelpilot_label_drift_pvalue",
+        "p-value of the prediction-class distribution test.",
+        lambda s: s.label_drift and s.label_drift.pvalue,
+    ),
+    (
+        "modelpilot_degradation_slope",
+        "Sen's slope of the quality metric per day.",
+        lambda s: s.degradation and s.degradation.sen_slope,
+    ),
     ("modelpilot_monitor_consecutive_failures", "Evaluations in a row with a failed query.", lambda s: s.consecutive_failures),
 )
 _FEATURE_GAUGES = (
     ("modelpilot_feature_psi", "Population stability index of a feature, current window against baseline.", lambda f: f.psi),
-    ("modelpilot_feature_drift_pvalue", "Multiple-testing corrected p-value of a feature's drift test.",
-     lambda f: f.corrected_pvalue),
-    ("modelpilot_feature_drifted", "1 when a feature drifts (corrected test and effect size agree).",
-     lambda f: {"Drift": 1.0, "NoDrift": 0.0}.get(f.verdict)),
+    (
+        "modelpilot_feature_drift_pvalue",
+        "Multiple-testing corrected p-value of a feature's drift test.",
+        lambda f: f.corrected_pvalue,
+    ),
+    (
+        "modelpilot_feature_drifted",
+        "1 when a feature drifts (corrected test and effect size agree).",
+        lambda f: {"Drift": 1.0, "NoDrift": 0.0}.get(f.verdict),
+    ),
 )
 
 

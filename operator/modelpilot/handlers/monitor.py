@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -12,12 +11,17 @@ import kopf
 from modelpilot.api import GROUP, MODEL_MONITOR, VERSION
 from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus
 from modelpilot.reconcile import MonitorRef
-from modelpilot.reconcile.monitor import MonitorDecision, MonitorObservations, decide_monitor, is_due
+from modelpilot.reconcile.monitor import (
+    MonitorDecision,
+    MonitorObservations,
+    decide_monitor,
+    is_due,
+)
 from modelpilot.sources.kubernetes import KubernetesReader
 from modelpilot.sources.monitor import observe_monitor
 
 from .metrics import MONITORS
-from .tick import KubeCluster, TickSteps, no_actions, run_tick
+from .tick import KubeCluster, TickLogger, TickSteps, no_actions, run_tick
 
 __all__ = ["MONITOR_TICK", "TICK_SECONDS"]
 
@@ -33,7 +37,11 @@ async def _observe(
 
 
 def _decide(
-    spec: ModelMonitorSpec, status: ModelMonitorStatus, obs: MonitorObservations, ref: MonitorRef, generation: int | None,
+    spec: ModelMonitorSpec,
+    status: ModelMonitorStatus,
+    obs: MonitorObservations,
+    ref: MonitorRef,
+    generation: int | None,
     now: datetime,
 ) -> MonitorDecision:
     return decide_monitor(spec, status, obs, generation=generation, now=now)
@@ -49,7 +57,7 @@ MONITOR_TICK = TickSteps(
 
 
 @kopf.timer(GROUP, VERSION, MODEL_MONITOR.plural, interval=TICK_SECONDS, id="evaluate-modelmonitor")
-async def evaluate_when_due(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+async def evaluate_when_due(body: kopf.Body, logger: TickLogger, **_: Any) -> None:
     await run_tick(MONITOR_TICK, body, KubeCluster(), logger=logger)
 
 

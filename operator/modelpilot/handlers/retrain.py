@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -12,10 +11,14 @@ import kopf
 from modelpilot.api import GROUP, RETRAIN_POLICY, VERSION
 from modelpilot.api.retrain import RetrainPolicySpec, RetrainPolicyStatus
 from modelpilot.reconcile import PolicyRef
-from modelpilot.reconcile.retrain import RetrainDecision, RetrainObservations, decide_retrain
+from modelpilot.reconcile.retrain import (
+    RetrainDecision,
+    RetrainObservations,
+    decide_retrain,
+)
 from modelpilot.sources.retrain import apply_retrain_actions, observe_retrain
 
-from .tick import KubeCluster, TickSteps, run_tick
+from .tick import KubeCluster, TickLogger, TickSteps, run_tick
 
 __all__ = ["RETRAIN_TICK", "TICK_SECONDS"]
 
@@ -29,7 +32,11 @@ async def _observe(
 
 
 def _decide(
-    spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, ref: PolicyRef, generation: int | None,
+    spec: RetrainPolicySpec,
+    status: RetrainPolicyStatus,
+    obs: RetrainObservations,
+    ref: PolicyRef,
+    generation: int | None,
     now: datetime,
 ) -> RetrainDecision:
     return decide_retrain(spec, status, obs, ref=ref, generation=generation, now=now)
@@ -39,5 +46,5 @@ RETRAIN_TICK = TickSteps(kind=RETRAIN_POLICY, ref=PolicyRef, observe=_observe, d
 
 
 @kopf.timer(GROUP, VERSION, RETRAIN_POLICY.plural, interval=TICK_SECONDS, id="reconcile-retrainpolicy")
-async def reconcile_policy(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+async def reconcile_policy(body: kopf.Body, logger: TickLogger, **_: Any) -> None:
     await run_tick(RETRAIN_TICK, body, KubeCluster(), logger=logger)

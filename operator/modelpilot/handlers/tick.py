@@ -16,28 +16,31 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import kopf
 
-from modelpilot.api import ApiModel, Condition, Kind, SpecError, load_spec, load_status, now_utc
+from modelpilot.api import (
+    ApiModel,
+    Kind,
+    ResourceStatus,
+    SpecError,
+    load_spec,
+    load_status,
+    now_utc,
+)
 from modelpilot.reconcile import Decision, EventToPost, OwnerRef, merge_patch
 from modelpilot.sources.kubernetes import get_resource, write_status
 
 from .metrics import STATES
 
-__all__ = ["Cluster", "KubeCluster", "TickSteps", "no_actions", "run_tick"]
+__all__ = ["Cluster", "KubeCluster", "TickLogger", "TickSteps", "no_actions", "run_tick"]
 
-class _Status(Protocol):
-    """What every kind's status has."""
-
-    conditions: list[Condition]
-
-    def to_body(self) -> dict[str, Any]: ...
-
+#: The logger kopf hands a handler.
+TickLogger = logging.Logger | logging.LoggerAdapter[Any]
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
-StatusT = TypeVar("StatusT", bound=_Status)
+StatusT = TypeVar("StatusT", bound=ResourceStatus)
 ObsT = TypeVar("ObsT")
 ActionT = TypeVar("ActionT")
 RefT = TypeVar("RefT", bound=OwnerRef)
@@ -76,7 +79,7 @@ async def run_tick(
     body: Mapping[str, Any],
     cluster: Cluster,
     *,
-    logger: logging.Logger,
+    logger: TickLogger,
     now: datetime | None = None,
 ) -> Decision[StatusT, ActionT] | None:
     """Run one tick of the resource ``body`` names; the decision, or None when nothing was decided
@@ -93,6 +96,8 @@ async def run_tick(
         return None
     stored_meta, stored_status = stored["metadata"], stored.get("status") or {}
     previous, generation = load_status(steps.kind, stored_status), stored_meta.get("generation")
+    if not steps.due(previous, generation, now):
+        return None  # the timer's body was older than what is stored, and the stored one is not due
     observations = await steps.observe(spec, previous, ref, stored_meta.get("annotations") or {}, now)
     # Decisions can be CPU work (statistics): keep them off the loop that serves every resource.
     decision = await asyncio.to_thread(steps.decide, spec, previous, observations, ref, generation, now)
@@ -124,4 +129,4 @@ class KubeCluster:
         return await asyncio.to_thread(write_status, kind.plural, ref.namespace, ref.name, resource_version, patch)
 
     def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
-        kopf.event(dict(body), type=event.type, reason=event.reason, message=event.message)
+        kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=event.type, reason=event.reason, message=event.message)

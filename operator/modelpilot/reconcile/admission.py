@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 from modelpilot.api import ApiModel, Condition, Kind, SpecError, load_spec
 
@@ -37,16 +38,12 @@ def admit(
     try:
         model = load_spec(kind, spec)
     except SpecError as err:
-        updated = set_condition(
-            conditions, "Ready", "False", "InvalidSpec", str(err), now=now, generation=generation
-        )
+        updated = set_condition(conditions, "Ready", "False", "InvalidSpec", str(err), now=now, generation=generation)
         return Admission(spec=None, conditions=updated, error=err)
     ready = next((c for c in conditions if c.type == "Ready"), None)
     if ready is not None and ready.reason != "InvalidSpec":
         # An earlier evaluation already said more than "Pending"; keep it, refresh the generation.
-        updated = set_condition(
-            conditions, "Ready", ready.status, ready.reason, ready.message, now=now, generation=generation
-        )
+        updated = set_condition(conditions, "Ready", ready.status, ready.reason, ready.message, now=now, generation=generation)
     else:
         updated = set_condition(conditions, "Ready", "Unknown", "Pending", pending_message, now=now, generation=generation)
     return Admission(spec=model, conditions=updated)

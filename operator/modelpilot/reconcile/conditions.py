@@ -9,7 +9,10 @@ from modelpilot.api import Condition, ConditionStatus
 
 from .decision import MESSAGE_LIMIT
 
-__all__ = ["changed_conditions", "find_condition", "set_condition"]
+__all__ = ["ConditionValue", "changed_conditions", "find_condition", "set_condition"]
+
+#: What a decision says of one condition: (status, reason, message).
+ConditionValue = tuple[ConditionStatus, str, str]
 
 
 def find_condition(conditions: Iterable[Condition], type_: str) -> Condition | None:
@@ -34,7 +37,7 @@ def set_condition(
         status=status,
         reason=reason,
         message=message[:MESSAGE_LIMIT],
-        last_transition_time=now if flipped else previous.last_transition_time,
+        last_transition_time=now if previous is None or flipped else previous.last_transition_time,
         observed_generation=generation,
     )
     if previous is None:

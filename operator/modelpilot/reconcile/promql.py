@@ -19,9 +19,9 @@ returns fixed labels, which is the contract a user's override must keep:
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Mapping
 
 from modelpilot.api import format_duration
 from modelpilot.api.monitor import QUERY_NAMES
@@ -75,7 +75,7 @@ PRESETS: dict[str, Preset] = {
             "latencyBuckets": "sum by (le) (increase(:tensorflow:serving:request_latency_bucket{$selector}[$window]))",
             "latencySum": "sum(increase(:tensorflow:serving:request_latency_sum{$selector}[$window])) / 1e6",
             "requests": (
-                'sum by (status) (label_replace(increase(:tensorflow:serving:request_count{$selector}[$window]),'
+                "sum by (status) (label_replace(increase(:tensorflow:serving:request_count{$selector}[$window]),"
                 ' "status", "success", "status", "OK"))'
             ),
             "batchSize": (
@@ -114,8 +114,7 @@ PRESETS: dict[str, Preset] = {
             "latencyBuckets": "sum by (le) (increase(request_predict_seconds_bucket{$selector}[$window]))",
             "latencySum": "sum(increase(request_predict_seconds_sum{$selector}[$window]))",
             "requests": (
-                'label_replace(sum(increase(request_predict_seconds_count{$selector}[$window])),'
-                ' "status", "success", "", "")'
+                'label_replace(sum(increase(request_predict_seconds_count{$selector}[$window])), "status", "success", "", "")'
             ),
             **_MODEL_DATA,
         },

@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 def _raw(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """A client call's JSON body as sent by the API server (camelCase, nothing dropped)."""
     response = kube_call(call, *args, _preload_content=False, **kwargs)
-    return json.loads(response.data)  # type: ignore[no-any-return]  # the API server answers a JSON object
+    body: dict[str, Any] = json.loads(response.data)
+    return body
 
 
 class CanaryCluster:
@@ -110,7 +111,10 @@ class CanaryCluster:
                     _raw, self._core.read_namespaced_service, target.service, namespace
                 )
             except KubeError as err:
-                return {**found, "problem": _problem(err, "StableServiceNotFound", f"stable Service {namespace}/{target.service}")}
+                return {
+                    **found,
+                    "problem": _problem(err, "StableServiceNotFound", f"stable Service {namespace}/{target.service}"),
+                }
         candidate = found.get("candidate")
         try:
             found["actual_weight"] = await router_for(spec, namespace, release).read_weight(
@@ -183,9 +187,13 @@ class CanaryCluster:
             steps.append(("router weight", lambda: router.set_weight(plan.weight)))
         if plan.service is not None:
             service = plan.service
-            steps.append(("candidate Service", lambda: self._apply_object(self._core.patch_namespaced_service, service, namespace)))
+            steps.append(
+                ("candidate Service", lambda: self._apply_object(self._core.patch_namespaced_service, service, namespace))
+            )
         deployment = plan.deployment
-        steps.append(("candidate Deployment", lambda: self._apply_object(self._apps.patch_namespaced_deployment, deployment, namespace)))
+        steps.append(
+            ("candidate Deployment", lambda: self._apply_object(self._apps.patch_namespaced_deployment, deployment, namespace))
+        )
         if not plan.drain_first:
             steps.append(("router weight", lambda: router.set_weight(plan.weight)))
         if plan.restart is not None:
@@ -205,14 +213,25 @@ class CanaryCluster:
     async def _apply_object(self, patch: Any, manifest: Mapping[str, Any], namespace: str) -> None:
         """Server-side apply: idempotent, and only the fields in ``manifest`` become ours."""
         await asyncio.to_thread(
-            _raw, patch, manifest["metadata"]["name"], namespace, dict(manifest), field_manager=FIELD_MANAGER,
-            force=True, _content_type="application/apply-patch+yaml",
+            _raw,
+            patch,
+            manifest["metadata"]["name"],
+            namespace,
+            dict(manifest),
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
         )
 
     async def _restart(self, deployment: str, value: str, namespace: str) -> None:
         body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: value}}}}}
         await asyncio.to_thread(
-            _raw, self._apps.patch_namespaced_deployment, deployment, namespace, body, field_manager=FIELD_MANAGER,
+            _raw,
+            self._apps.patch_namespaced_deployment,
+            deployment,
+            namespace,
+            body,
+            field_manager=FIELD_MANAGER,
             _content_type="application/merge-patch+json",
         )
 

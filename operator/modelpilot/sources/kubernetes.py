@@ -82,7 +82,9 @@ def kube_call(function: Any, *args: Any, missing_ok: bool = False, exists_ok: bo
     except ApiException as err:
         if (err.status == 404 and missing_ok) or (err.status == 409 and exists_ok):
             return None
-        error = _BY_STATUS.get(err.status or 0) or (ApiUnavailable if (err.status or 500) >= 500 or err.status == 429 else KubeError)
+        error = _BY_STATUS.get(err.status or 0) or (
+            ApiUnavailable if (err.status or 500) >= 500 or err.status == 429 else KubeError
+        )
         raise error(f"{err.status} {err.reason}") from None
     except (urllib3.exceptions.HTTPError, OSError) as err:
         raise ApiUnavailable(f"the API server did not answer: {err}") from None
@@ -151,7 +153,13 @@ def write_status(plural: str, namespace: str, name: str, resource_version: str, 
     body = {"metadata": {"resourceVersion": resource_version}, "status": patch}
     try:
         kube_call(
-            custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, plural, name, body,
+            custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            body,
             _content_type="application/merge-patch+json",
         )
     except Conflict:

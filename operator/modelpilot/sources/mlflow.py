@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -52,12 +52,14 @@ __all__ = [
 #: at once, an unresponsive server after two 5 s attempts. mlflow reads them from the
 #: environment at every request, so they apply process-wide; set in the operator's environment,
 #: they win over these.
-HTTP_DEFAULTS: Mapping[str, str] = MappingProxyType({
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
-})
+HTTP_DEFAULTS: Mapping[str, str] = MappingProxyType(
+    {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    }
+)
 
 PROFILE_ARTIFACT = "modelpilot/profile.json"
 PROFILE_TAG = "modelpilot.dev/profile"
@@ -84,7 +86,7 @@ class RegistryRejected(RegistryError):
 
 
 def _when(millis: int | None) -> datetime | None:
-    return None if millis is None else datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    return None if millis is None else datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -285,9 +287,7 @@ class MlflowRegistry:
 
     # -- runs ------------------------------------------------------------------------------
 
-    def find_runs_by_tag(
-        self, experiment: str | None, key: str, value: str, *, max_results: int = 100
-    ) -> list[RunInfo]:
+    def find_runs_by_tag(self, experiment: str | None, key: str, value: str, *, max_results: int = 100) -> list[RunInfo]:
         """Active runs tagged `key=value`, newest first, in experiment `experiment` (by name)
         or in every experiment when it is None. An experiment that does not exist yet (the
         training job has not logged anything) holds no runs.

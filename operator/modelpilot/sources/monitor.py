@@ -70,9 +70,13 @@ async def _version_and_profile(
         if source is not None and source.mlflow is not None:
             found = await asyncio.to_thread(registry.resolve_alias, source.mlflow.registered_model, source.mlflow.alias)
             if found is None:
-                return None, None, (
-                    "VersionUnresolved",
-                    f"MLflow alias {source.mlflow.alias!r} of {source.mlflow.registered_model!r} is not set",
+                return (
+                    None,
+                    None,
+                    (
+                        "VersionUnresolved",
+                        f"MLflow alias {source.mlflow.alias!r} of {source.mlflow.registered_model!r} is not set",
+                    ),
                 )
             version = found.version
         profile = None
@@ -82,9 +86,13 @@ async def _version_and_profile(
                 return None, None, ("NoReferenceProfile", "a reference profile needs spec.model.version")
             stored = await asyncio.to_thread(registry.load_profile, model, version)
             if stored is None:
-                return version, None, (
-                    "NoReferenceProfile",
-                    f"no reference profile stored with {model} version {version}; run `modelpilot profile`",
+                return (
+                    version,
+                    None,
+                    (
+                        "NoReferenceProfile",
+                        f"no reference profile stored with {model} version {version}; run `modelpilot profile`",
+                    ),
                 )
             try:
                 profile = ReferenceProfile.model_validate(stored)
@@ -122,7 +130,10 @@ async def prometheus_client(endpoint: PrometheusEndpoint, namespace: str, kube: 
                 token = await kube.secret_value(namespace, ref.name, ref.key)
             if endpoint.basic_auth_secret is not None:
                 name = endpoint.basic_auth_secret.name
-                basic = (await kube.secret_value(namespace, name, "username"), await kube.secret_value(namespace, name, "password"))
+                basic = (
+                    await kube.secret_value(namespace, name, "username"),
+                    await kube.secret_value(namespace, name, "password"),
+                )
         except ObjectMissing as err:
             raise QueryFailed("SecretNotFound", str(err), "") from None
         except KubeError as err:

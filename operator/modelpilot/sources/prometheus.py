@@ -28,7 +28,7 @@ __all__ = ["PrometheusClient", "instant_outcome", "range_outcome"]
 # Queries of every monitor share these threads; at most this many are in flight at once.
 CONCURRENT_QUERIES = 16
 _EXECUTOR = ThreadPoolExecutor(max_workers=CONCURRENT_QUERIES, thread_name_prefix="prometheus")
-_SLOTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def _slots() -> asyncio.Semaphore:
@@ -65,13 +65,14 @@ class PrometheusClient:
 
     async def range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[Series]:
         result = await self._call(
-            query, self._client.custom_query_range, query, start_time=start, end_time=end,
+            query,
+            self._client.custom_query_range,
+            query,
+            start_time=start,
+            end_time=end,
             step=f"{int(step.total_seconds())}s",
         )
-        return [
-            Series(labels=r.get("metric", {}), points=tuple((float(t), float(v)) for t, v in r["values"]))
-            for r in result
-        ]
+        return [Series(labels=r.get("metric", {}), points=tuple((float(t), float(v)) for t, v in r["values"])) for r in result]
 
     async def _call(self, query: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -81,7 +82,7 @@ class PrometheusClient:
             async with _slots():
                 call = functools.partial(function, *args, **kwargs)
                 return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(_EXECUTOR, call), self.timeout + 1)
-        except (asyncio.TimeoutError, requests.Timeout):
+        except (TimeoutError, requests.Timeout):
             raise QueryFailed("Timeout", f"Prometheus at {self.url} did not answer within {self.timeout:g}s", query) from None
         except requests.ConnectionError:
             raise QueryFailed("Unreachable", f"cannot connect to Prometheus at {self.url}", query) from None

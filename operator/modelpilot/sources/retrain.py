@@ -42,9 +42,7 @@ __all__ = ["apply_retrain_actions", "observe_retrain"]
 def _job(name: str, body: Any | None) -> JobView:
     if body is None:
         return job_view(name, None, 0)
-    conditions = [
-        JobCondition(c.type, c.status, c.reason or "", c.message or "") for c in body.status.conditions or []
-    ]
+    conditions = [JobCondition(c.type, c.status, c.reason or "", c.message or "") for c in body.status.conditions or []]
     return job_view(name, conditions, int(body.status.succeeded or 0))
 
 
@@ -54,7 +52,12 @@ def _read_kubernetes(spec: RetrainPolicySpec, status: RetrainPolicyStatus, names
     found: dict[str, Any] = {}
     if spec.monitor_ref is not None:
         body = kube_call(
-            custom.get_namespaced_custom_object, GROUP, VERSION, namespace, MODEL_MONITOR.plural, spec.monitor_ref.name,
+            custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            MODEL_MONITOR.plural,
+            spec.monitor_ref.name,
             missing_ok=True,
         )
         if body is None:
@@ -62,7 +65,9 @@ def _read_kubernetes(spec: RetrainPolicySpec, status: RetrainPolicyStatus, names
         else:
             found["monitor"] = monitor_view(load_status(MODEL_MONITOR, body.get("status")))
     if status.current_run is not None and status.phase == "Training":
-        job = kube_call(kubernetes.client.BatchV1Api(client).read_namespaced_job, status.current_run.job, namespace, missing_ok=True)
+        job = kube_call(
+            kubernetes.client.BatchV1Api(client).read_namespaced_job, status.current_run.job, namespace, missing_ok=True
+        )
         found["job"] = _job(status.current_run.job, job)
     elif status.current_run is not None:
         found["job"] = JobView(status.current_run.job, "Succeeded")
@@ -125,7 +130,12 @@ def _apply(spec: RetrainPolicySpec, namespace: str, action: RetrainAction) -> No
     elif isinstance(action, CreateCanary):
         custom = kubernetes.client.CustomObjectsApi(client)
         kube_call(
-            custom.create_namespaced_custom_object, GROUP, VERSION, namespace, CANARY_RELEASE.plural, action.manifest,
+            custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            CANARY_RELEASE.plural,
+            action.manifest,
             exists_ok=True,
         )
     elif isinstance(action, RegisterCandidate):

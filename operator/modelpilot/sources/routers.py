@@ -18,7 +18,14 @@ from typing import Any
 import kubernetes
 
 from modelpilot.api.canary import CanaryReleaseSpec, HeaderMatch
-from modelpilot.reconcile.canary import HTTPROUTE, VIRTUALSERVICE, RouteObject, candidate_name, weighted_http_route, weighted_virtual_service
+from modelpilot.reconcile.canary import (
+    HTTPROUTE,
+    VIRTUALSERVICE,
+    RouteObject,
+    candidate_name,
+    weighted_http_route,
+    weighted_virtual_service,
+)
 
 from .kubernetes import Conflict, api_client, kube_call
 
@@ -97,8 +104,13 @@ class RouteRouter(Router):
         patch = {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "spec": {self._field: wanted}}
         try:
             kube_call(
-                api.patch_namespaced_custom_object, self.kind.group, self.kind.version, self.namespace, self.kind.plural,
-                self.name, patch,
+                api.patch_namespaced_custom_object,
+                self.kind.group,
+                self.kind.version,
+                self.namespace,
+                self.kind.plural,
+                self.name,
+                patch,
             )
         except Conflict:
             pass
@@ -113,6 +125,10 @@ def router_for(spec: CanaryReleaseSpec, namespace: str, release: str) -> Router:
     kind, ref = (HTTPROUTE, router.http_route) if router.type == "gatewayAPI" else (VIRTUALSERVICE, router.virtual_service)
     assert ref is not None
     return RouteRouter(
-        kind, ref.name, namespace, stable=spec.target.service, candidate=candidate_name(release),
+        kind,
+        ref.name,
+        namespace,
+        stable=spec.target.service,
+        candidate=candidate_name(release),
         header=router.header_match,
     )

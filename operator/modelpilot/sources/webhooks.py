@@ -11,8 +11,9 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from modelpilot.reconcile.canary import HookAnswer
 

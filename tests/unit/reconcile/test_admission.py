@@ -1,9 +1,9 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from modelpilot.api import MODEL_MONITOR
 from modelpilot.reconcile import admit, find_condition, set_condition
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SPEC = {"model": {"name": "m"}, "prometheus": {"url": "http://prometheus:9090"}}
 
 

@@ -10,8 +10,7 @@ import pytest
 
 from modelpilot.api.canary import CanaryReleaseStatus
 from modelpilot.reconcile import find_condition
-from modelpilot.reconcile.canary import decide_canary, observation_needs
-from modelpilot.reconcile.canary import RESTART_ANNOTATION, CanaryObservations
+from modelpilot.reconcile.canary import RESTART_ANNOTATION, CanaryObservations, decide_canary, observation_needs
 from tests.support.canary_world import REF, START, Behaviour, World, notifications_of, plan_of, release_spec
 
 
@@ -42,7 +41,16 @@ def test_healthy_candidate_walks_every_step_and_is_promoted() -> None:
     assert condition(world, "Progressing") == ("False", "Promoted")
     assert status.counters.failed == 0 and status.counters.passed == 3
     reasons = [r for r, _ in world.events()]
-    assert reasons == ["ReleaseStarted", "StepStarted", "StepStarted", "StepStarted", "AnalysisPassed", "Promoting", "AliasMoved", "Promoted"]
+    assert reasons == [
+        "ReleaseStarted",
+        "StepStarted",
+        "StepStarted",
+        "StepStarted",
+        "AnalysisPassed",
+        "Promoting",
+        "AliasMoved",
+        "Promoted",
+    ]
 
 
 def test_replica_router_weights_by_pods_and_reports_the_ratio_honestly() -> None:
@@ -271,7 +279,9 @@ def test_an_operator_killed_at_any_tick_resumes_and_promotes_once(killed: str) -
             if world.status.phase == "Promoted":
                 break
             # A killed operator loses the tick; the new one starts a few seconds later.
-            world.tick(write=killed != "before-write" or i != k, apply=killed != "after-write" or i != k, seconds=2 if i != k else 7)
+            world.tick(
+                write=killed != "before-write" or i != k, apply=killed != "after-write" or i != k, seconds=2 if i != k else 7
+            )
         world.tick()  # the restarted operator's next tick makes the world match the status
         status = world.status
         assert status.phase == "Promoted", (k, status.phase)
@@ -292,7 +302,13 @@ def test_a_replayed_tick_decides_the_same_and_its_plan_applied_twice_changes_not
         assert again == first
         world.status = first.status
         world.apply(plan_of(first))
-        once = (copy.deepcopy(world.candidate), world.weight, world.stable_annotation, world.stable_generation, world.alias_holder)
+        once = (
+            copy.deepcopy(world.candidate),
+            world.weight,
+            world.stable_annotation,
+            world.stable_generation,
+            world.alias_holder,
+        )
         world.apply(plan_of(first))
         assert (world.candidate, world.weight, world.stable_annotation, world.stable_generation, world.alias_holder) == once
         world.tick()

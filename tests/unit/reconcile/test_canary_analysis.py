@@ -7,10 +7,9 @@ from datetime import timedelta
 import pytest
 
 from modelpilot.api.canary import AnalysisMetric, AnalysisSpec, ThresholdRange
-from modelpilot.reconcile.canary.analysis import judge_metric, metric_queries, worst
 from modelpilot.reconcile.canary import MetricAnswer
-from modelpilot.reconcile.queries import QueryOutcome
-from modelpilot.reconcile.queries import QueryFailed, Sample
+from modelpilot.reconcile.canary.analysis import judge_metric, metric_queries, worst
+from modelpilot.reconcile.queries import QueryFailed, QueryOutcome, Sample
 from tests.support.canary_world import START, Behaviour, feedback_samples, latency_samples, requests_samples
 
 ANALYSIS = AnalysisSpec.model_validate({"prometheus": {"url": "http://prometheus:9090"}, "minSamples": 50})
@@ -19,7 +18,12 @@ LATENCY = AnalysisMetric(name="latency", builtin="latency", threshold_range={"ma
 ACCURACY = AnalysisMetric(name="accuracy", builtin="accuracy", threshold_range={"min": 0.8})
 
 
-def answer(make, candidate: Behaviour, n_candidate: float, stable: Behaviour = Behaviour(), n_stable: float = 2000) -> MetricAnswer:
+HEALTHY = Behaviour()
+
+
+def answer(
+    make, candidate: Behaviour, n_candidate: float, stable: Behaviour = HEALTHY, n_stable: float = 2000
+) -> MetricAnswer:
     return MetricAnswer(
         QueryOutcome("c", samples=tuple(make(n_candidate, candidate))), QueryOutcome("s", samples=tuple(make(n_stable, stable)))
     )
@@ -32,7 +36,11 @@ def judge(metric: AnalysisMetric, given: MetricAnswer, thresholds_only: bool = F
 def test_queries_select_each_version_over_the_same_window() -> None:
     custom = AnalysisMetric(name="p50", query="histogram_quantile(0.5, sum by (le) (rate(x_bucket{$selector}[$window])))")
     queries = metric_queries(
-        [ERRORS, LATENCY, ACCURACY, custom], model="fraud", stable="3", candidate="4", namespace="ml",
+        [ERRORS, LATENCY, ACCURACY, custom],
+        model="fraud",
+        stable="3",
+        candidate="4",
+        namespace="ml",
         window=timedelta(seconds=95),
     )
     assert queries["errors"].candidate == 'sum by (status) (increase(model_requests_total{model="fraud",version="4"}[1m35s]))'
@@ -72,7 +80,9 @@ def test_slower_latency_distribution_fails_with_p99_under_the_limit() -> None:
 
 def test_latency_buckets_are_compared_on_the_bounds_both_sides_have() -> None:
     candidate = [s for s in latency_samples(300, Behaviour()) if s.labels["le"] != "0.3"]
-    given = MetricAnswer(QueryOutcome("c", samples=tuple(candidate)), QueryOutcome("s", samples=tuple(latency_samples(2000, Behaviour()))))
+    given = MetricAnswer(
+        QueryOutcome("c", samples=tuple(candidate)), QueryOutcome("s", samples=tuple(latency_samples(2000, Behaviour())))
+    )
     assert judge(LATENCY, given).verdict == "Pass"
 
 

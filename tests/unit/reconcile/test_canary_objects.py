@@ -14,11 +14,17 @@ STABLE = {
         "selector": {"matchLabels": {"app": "fraud"}},
         "template": {
             "metadata": {"labels": {"app": "fraud", "team": "risk"}, "annotations": {RESTART_ANNOTATION: "t0", "keep": "me"}},
-            "spec": {"containers": [
-                {"name": "server", "image": "fraud:1", "args": ["--port", "8501"],
-                 "env": [{"name": "MODEL_NAME", "value": "fraud"}, {"name": "LATENCY_MS", "value": "20"}]},
-                {"name": "sidecar", "image": "proxy:1"},
-            ]},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "server",
+                        "image": "fraud:1",
+                        "args": ["--port", "8501"],
+                        "env": [{"name": "MODEL_NAME", "value": "fraud"}, {"name": "LATENCY_MS", "value": "20"}],
+                    },
+                    {"name": "sidecar", "image": "proxy:1"},
+                ]
+            },
         },
     },
 }
@@ -26,13 +32,21 @@ SERVICE = {"spec": {"selector": {"app": "fraud"}, "ports": [{"name": "http", "po
 
 
 def test_candidate_is_the_stable_template_with_the_overrides_and_our_labels() -> None:
-    spec = release_spec(candidate={"modelVersion": "4", "image": "fraud:2", "args": ["--fast"], "env": [{"name": "LATENCY_MS", "value": "5"}]})
+    spec = release_spec(
+        candidate={"modelVersion": "4", "image": "fraud:2", "args": ["--fast"], "env": [{"name": "LATENCY_MS", "value": "5"}]}
+    )
     built = build_candidate_deployment(spec, STABLE, REF, replicas=1, version="4")
     assert built["metadata"]["name"] == "fraud-v4-candidate" and built["metadata"]["namespace"] == "ml"
-    assert built["metadata"]["ownerReferences"] == [{
-        "apiVersion": "modelpilot.dev/v1alpha1", "kind": "CanaryRelease", "name": "fraud-v4", "uid": "uid-1",
-        "controller": True, "blockOwnerDeletion": True,
-    }]
+    assert built["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "modelpilot.dev/v1alpha1",
+            "kind": "CanaryRelease",
+            "name": "fraud-v4",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     ours = {"modelpilot.dev/release": "fraud-v4", "modelpilot.dev/role": "candidate", "modelpilot.dev/version": "4"}
     assert built["metadata"]["labels"] == ours
     assert built["spec"]["replicas"] == 1
@@ -44,7 +58,9 @@ def test_candidate_is_the_stable_template_with_the_overrides_and_our_labels() ->
     server, sidecar = template["spec"]["containers"]
     assert server["image"] == "fraud:2" and server["args"] == ["--fast"]
     assert server["env"] == [
-        {"name": "MODEL_NAME", "value": "fraud"}, {"name": "MODEL_VERSION", "value": "4"}, {"name": "LATENCY_MS", "value": "5"},
+        {"name": "MODEL_NAME", "value": "fraud"},
+        {"name": "MODEL_VERSION", "value": "4"},
+        {"name": "LATENCY_MS", "value": "5"},
     ]
     assert sidecar == {"name": "sidecar", "image": "proxy:1"}
     assert STABLE["spec"]["template"]["spec"]["containers"][0]["image"] == "fraud:1"  # the input is left alone
@@ -55,7 +71,9 @@ def test_behind_a_mesh_router_candidate_pods_stay_out_of_the_stable_service() ->
     built = build_candidate_deployment(spec, STABLE, REF, replicas=3, version="4", stable_service_selector={"app": "fraud"})
     labels = built["spec"]["template"]["metadata"]["labels"]
     assert "app" not in labels and labels["team"] == "risk"
-    assert built["spec"]["selector"] == {"matchLabels": {"modelpilot.dev/release": "fraud-v4", "modelpilot.dev/role": "candidate"}}
+    assert built["spec"]["selector"] == {
+        "matchLabels": {"modelpilot.dev/release": "fraud-v4", "modelpilot.dev/role": "candidate"}
+    }
     service = build_candidate_service(spec, SERVICE, REF, version="4")
     assert service["metadata"]["name"] == "fraud-v4-candidate"
     assert service["spec"] == {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -11,12 +11,10 @@ from scipy import stats
 from modelpilot.api import MODEL_MONITOR, load_spec
 from modelpilot.api.monitor import ModelMonitorStatus
 from modelpilot.reconcile import find_condition
-from modelpilot.reconcile.monitor import decide_monitor, is_due
-from modelpilot.reconcile.monitor import DeploymentState, MonitorObservations
-from modelpilot.reconcile.queries import QueryOutcome
-from modelpilot.reconcile.queries import QueryFailed, Sample, Series
+from modelpilot.reconcile.monitor import DeploymentState, MonitorObservations, decide_monitor, is_due
+from modelpilot.reconcile.queries import QueryFailed, QueryOutcome, Sample, Series
 
-NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
 BOUNDS = [-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, float("inf")]
 LATENCY_BOUNDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, float("inf")]
 SPEC = load_spec(
@@ -36,8 +34,7 @@ def numeric_buckets(feature: str, n: int, shift: float, rng: np.random.Generator
     cdf = stats.norm(shift, 1).cdf(np.array(BOUNDS))
     counts = rng.multinomial(n, np.diff(cdf, prepend=0.0))
     return [
-        Sample({"feature": feature, "le": "+Inf" if np.isinf(b) else str(b)}, float(c))
-        for b, c in zip(BOUNDS, np.cumsum(counts))
+        Sample({"feature": feature, "le": "+Inf" if np.isinf(b) else str(b)}, float(c)) for b, c in zip(BOUNDS, np.cumsum(counts))
     ]
 
 
@@ -197,8 +194,12 @@ def test_declining_accuracy_is_a_trend_and_a_change_point() -> None:
 def test_too_few_labels_is_unknown_never_false() -> None:
     obs = observations()
     thin = MonitorObservations(
-        at=obs.at, version=obs.version, current={**obs.current, "feedback": QueryOutcome("q", samples=tuple(feedback(40, 0.5)))},
-        baseline=obs.baseline, quality_series=QueryOutcome("q", series=()), deployment=obs.deployment,
+        at=obs.at,
+        version=obs.version,
+        current={**obs.current, "feedback": QueryOutcome("q", samples=tuple(feedback(40, 0.5)))},
+        baseline=obs.baseline,
+        quality_series=QueryOutcome("q", series=()),
+        deployment=obs.deployment,
     )
     conditions = status_of(evaluate(thin))
     assert conditions["PerformanceDegraded"] == ("Unknown", "InsufficientData")
@@ -249,8 +250,11 @@ def test_alert_history_is_bounded() -> None:
 def test_blocked_evaluation_keeps_everything_and_says_why() -> None:
     good = evaluate(observations()).status
     blocked = MonitorObservations(
-        at=NOW, version=None, deployment=DeploymentState(name="m", error="Deployment ns/m does not exist", reason="DeploymentNotFound"),
-        blocked_reason="VersionUnresolved", blocked_message="MLflow alias 'champion' of 'm' is not set",
+        at=NOW,
+        version=None,
+        deployment=DeploymentState(name="m", error="Deployment ns/m does not exist", reason="DeploymentNotFound"),
+        blocked_reason="VersionUnresolved",
+        blocked_message="MLflow alias 'champion' of 'm' is not set",
     )
     result = evaluate(blocked, good, NOW + timedelta(minutes=5))
     conditions = status_of(result)

@@ -18,7 +18,12 @@ def test_patch_turns_old_into_new() -> None:
     old = {"a": 1, "summary": {"accuracy": 0.9, "p99": 0.2}, "features": [{"name": "x"}], "gone": {"k": 1}}
     new = {"a": 1, "summary": {"accuracy": 0.8}, "features": [{"name": "x"}, {"name": "y"}], "added": 0}
     patch = merge_patch(old, new)
-    assert patch == {"summary": {"accuracy": 0.8, "p99": None}, "features": [{"name": "x"}, {"name": "y"}], "gone": None, "added": 0}
+    assert patch == {
+        "summary": {"accuracy": 0.8, "p99": None},
+        "features": [{"name": "x"}, {"name": "y"}],
+        "gone": None,
+        "added": 0,
+    }
     assert apply(old, patch) == new
 
 

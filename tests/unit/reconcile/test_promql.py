@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -6,7 +6,7 @@ from modelpilot.api import MODEL_MONITOR, load_spec
 from modelpilot.reconcile.monitor import query_plan
 from modelpilot.reconcile.promql import PRESETS, QUERY_NAMES, render
 
-AT = datetime(2026, 3, 1, tzinfo=timezone.utc)
+AT = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def test_generic_queries_select_model_and_version() -> None:
@@ -18,7 +18,12 @@ def test_generic_queries_select_model_and_version() -> None:
 
 def test_overrides_win_and_see_placeholders() -> None:
     promql = render(
-        PRESETS["triton"], "requests", model="m", version="1", namespace="prod", window=timedelta(hours=1),
+        PRESETS["triton"],
+        "requests",
+        model="m",
+        version="1",
+        namespace="prod",
+        window=timedelta(hours=1),
         overrides={"requests": 'sum by (status) (increase(my_requests{$selector,ns="$namespace"}[$window]))'},
     )
     assert promql == 'sum by (status) (increase(my_requests{model="m",version="1",ns="prod"}[1h]))'
@@ -32,10 +37,14 @@ def test_every_preset_answers_the_quality_and_drift_queries(preset: str) -> None
 
 
 def test_query_count_does_not_grow_with_features() -> None:
-    spec = load_spec(MODEL_MONITOR, {
-        "model": {"name": "m"}, "prometheus": {"url": "http://p:9090"},
-        "drift": {"window": "1d", "baseline": {"offset": "35d", "window": "7d"}, "features": [f"f{i}" for i in range(50)]},
-    })
+    spec = load_spec(
+        MODEL_MONITOR,
+        {
+            "model": {"name": "m"},
+            "prometheus": {"url": "http://p:9090"},
+            "drift": {"window": "1d", "baseline": {"offset": "35d", "window": "7d"}, "features": [f"f{i}" for i in range(50)]},
+        },
+    )
     current, baseline, series = query_plan(spec, namespace="n", version=None, at=AT)
     assert len(current) + len(baseline) + (series is not None) == 12
     feature_baseline = next(q for q in baseline if q.name == "featureBuckets")
@@ -45,9 +54,13 @@ def test_query_count_does_not_grow_with_features() -> None:
 
 def test_absolute_baseline_and_profile_baseline() -> None:
     base = {"model": {"name": "m", "version": {"fixed": "1"}}, "prometheus": {"url": "http://p:9090"}}
-    absolute = load_spec(MODEL_MONITOR, {**base, "drift": {"baseline": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-08T00:00:00Z"}}})
+    absolute = load_spec(
+        MODEL_MONITOR, {**base, "drift": {"baseline": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-08T00:00:00Z"}}}
+    )
     _, baseline, _ = query_plan(absolute, namespace="n", version="1", at=AT)
-    assert {q.at for q in baseline} == {datetime(2026, 1, 8, tzinfo=timezone.utc)}
+    assert {q.at for q in baseline} == {datetime(2026, 1, 8, tzinfo=UTC)}
     assert all("[1w]" in q.promql for q in baseline)
-    profile = load_spec(MODEL_MONITOR, {**base, "mlflow": {"trackingUri": "http://mlflow:5000"}, "drift": {"baseline": {"mlflowProfile": True}}})
+    profile = load_spec(
+        MODEL_MONITOR, {**base, "mlflow": {"trackingUri": "http://mlflow:5000"}, "drift": {"baseline": {"mlflowProfile": True}}}
+    )
     assert query_plan(profile, namespace="n", version="1", at=AT)[1] == []

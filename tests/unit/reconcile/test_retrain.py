@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from modelpilot.api import RETRAIN_POLICY, load_spec
 from modelpilot.api.retrain import RetrainPolicyStatus
-from modelpilot.reconcile import find_condition
-from modelpilot.reconcile import PolicyRef
-from modelpilot.reconcile.retrain import decide_retrain
+from modelpilot.reconcile import PolicyRef, find_condition
 from modelpilot.reconcile.retrain import (
     CreateCanary,
     CreateJob,
@@ -19,9 +17,10 @@ from modelpilot.reconcile.retrain import (
     RetrainObservations,
     RunView,
     VersionView,
+    decide_retrain,
 )
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 OWNER = PolicyRef("ml", "fraud", "uid-1")
 BASE = {
     "model": "fraud-detector",
@@ -34,11 +33,21 @@ BASE = {
         "retries": 1,
         "hyperparameters": {"strategy": "grid", "trials": 2, "space": {"learning_rate": [0.1, 0.3]}},
     },
-    "gate": {"primaryMetric": "f1", "minImprovement": 0.01, "tolerance": 0.02, "metrics": ["accuracy", "f1"], "thresholds": {"accuracy": 0.8}},
-    "deployment": {"auto": True, "canaryTemplate": {
-        "target": {"deployment": "fraud"}, "stepWeights": [20, 100],
-        "analysis": {"prometheus": {"url": "http://prometheus:9090"}},
-    }},
+    "gate": {
+        "primaryMetric": "f1",
+        "minImprovement": 0.01,
+        "tolerance": 0.02,
+        "metrics": ["accuracy", "f1"],
+        "thresholds": {"accuracy": 0.8},
+    },
+    "deployment": {
+        "auto": True,
+        "canaryTemplate": {
+            "target": {"deployment": "fraud"},
+            "stepWeights": [20, 100],
+            "analysis": {"prometheus": {"url": "http://prometheus:9090"}},
+        },
+    },
 }
 
 
@@ -50,7 +59,10 @@ def monitor(minute: int, accuracy: float, psi: dict[str, float] | None = None) -
     return MonitorView(last_evaluation=T0 + timedelta(minutes=minute), quality={"accuracy": accuracy}, feature_psi=psi or {})
 
 
-def tick(s, status, obs=RetrainObservations(), minute=0):
+NOTHING_OBSERVED = RetrainObservations()
+
+
+def tick(s, status, obs=NOTHING_OBSERVED, minute=0):
     return decide_retrain(s, status, obs, ref=OWNER, generation=1, now=T0 + timedelta(minutes=minute))
 
 
@@ -81,9 +93,15 @@ def test_job_carries_the_contract_environment() -> None:
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert env["MODELPILOT_RUN_TAG"] == "modelpilot.dev/retrain-run=fraud-1-1"
     assert env["MODELPILOT_TRIGGER"] == "manual"
-    assert json.loads(env["MODELPILOT_HYPERPARAMETERS"]) == {"strategy": "grid", "trials": 2, "space": {"learning_rate": [0.1, 0.3]}}
+    assert json.loads(env["MODELPILOT_HYPERPARAMETERS"]) == {
+        "strategy": "grid",
+        "trials": 2,
+        "space": {"learning_rate": [0.1, 0.3]},
+    }
     assert json.loads(env["MODELPILOT_EARLY_STOPPING"]) == {"patience": 3, "min_delta": 0.0}
-    assert datetime.fromisoformat(env["MODELPILOT_DATA_END"]) - datetime.fromisoformat(env["MODELPILOT_DATA_START"]) == timedelta(days=30)
+    assert datetime.fromisoformat(env["MODELPILOT_DATA_END"]) - datetime.fromisoformat(env["MODELPILOT_DATA_START"]) == timedelta(
+        days=30
+    )
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert find_condition(decision.status.conditions, "Training").status == "True"
 
@@ -103,7 +121,9 @@ def test_failed_job_is_retried_then_recorded_and_cooldown_holds_triggers() -> No
     status = tick(spec(), RetrainPolicyStatus(), RetrainObservations(manual_annotation="go")).status
     retry = tick(spec(), status, RetrainObservations(manual_annotation="go", job=JobView("fraud-1-1", "Failed", "OOMKilled")), 1)
     assert [a.manifest["metadata"]["name"] for a in retry.actions] == ["fraud-1-2"]
-    failed = tick(spec(), retry.status, RetrainObservations(manual_annotation="go", job=JobView("fraud-1-2", "Failed", "OOMKilled")), 2)
+    failed = tick(
+        spec(), retry.status, RetrainObservations(manual_annotation="go", job=JobView("fraud-1-2", "Failed", "OOMKilled")), 2
+    )
     status = failed.status
     assert (status.phase, status.last_result) == ("Idle", "Failed")
     assert status.history[-1].outcome == "Failed" and "OOMKilled" in status.history[-1].message
@@ -138,9 +158,18 @@ def test_succeeded_run_is_registered_then_gated_and_handed_to_a_canary() -> None
     assert [type(a) for a in register.actions] == [RegisterCandidate]
     assert register.actions[0].tags["modelpilot.dev/policy"] == "ml/fraud"
     champion = VersionView("3", "run-3", {"accuracy": 0.92, "f1": 0.85})
-    gated = tick(s, register.status, RetrainObservations(
-        manual_annotation="go", job=JobView("fraud-1-1", "Succeeded"), run=run,
-        candidate=VersionView("4", "run-9", {}), champion=champion), 3)
+    gated = tick(
+        s,
+        register.status,
+        RetrainObservations(
+            manual_annotation="go",
+            job=JobView("fraud-1-1", "Succeeded"),
+            run=run,
+            candidate=VersionView("4", "run-9", {}),
+            champion=champion,
+        ),
+        3,
+    )
     status = gated.status
     assert status.phase == "Deploying" and status.candidate_version == "4" and status.champion_version == "3"
     rows = {c.metric: (c.champion, c.challenger, c.change, c.passed) for c in status.comparison}
@@ -157,8 +186,11 @@ def test_succeeded_run_is_registered_then_gated_and_handed_to_a_canary() -> None
 def test_a_candidate_worse_than_the_champion_is_not_deployed() -> None:
     s, status = registering()
     obs = RetrainObservations(
-        manual_annotation="go", job=JobView("fraud-1-1", "Succeeded"), run=RunView("run-9", {"accuracy": 0.95, "f1": 0.855}),
-        candidate=VersionView("4", "run-9", {}), champion=VersionView("3", "run-3", {"accuracy": 0.92, "f1": 0.85}),
+        manual_annotation="go",
+        job=JobView("fraud-1-1", "Succeeded"),
+        run=RunView("run-9", {"accuracy": 0.95, "f1": 0.855}),
+        candidate=VersionView("4", "run-9", {}),
+        champion=VersionView("3", "run-3", {"accuracy": 0.92, "f1": 0.85}),
     )
     decision = tick(s, status, obs, 3)
     assert decision.actions == []
@@ -170,13 +202,18 @@ def test_a_candidate_worse_than_the_champion_is_not_deployed() -> None:
 def test_manual_approval_waits_for_the_version() -> None:
     s, status = registering(spec(deployment={**BASE["deployment"], "auto": False}))
     obs = RetrainObservations(
-        manual_annotation="go", job=JobView("fraud-1-1", "Succeeded"), run=RunView("r", {"accuracy": 0.95, "f1": 0.95}),
+        manual_annotation="go",
+        job=JobView("fraud-1-1", "Succeeded"),
+        run=RunView("r", {"accuracy": 0.95, "f1": 0.95}),
         candidate=VersionView("4", "r", {}),
     )
     waiting = tick(s, status, obs, 3).status
     assert waiting.phase == "AwaitingApproval"
     assert find_condition(waiting.conditions, "AwaitingApproval").status == "True"
-    assert tick(s, waiting, RetrainObservations(manual_annotation="go", approve_annotation="3"), 4).status.phase == "AwaitingApproval"
+    assert (
+        tick(s, waiting, RetrainObservations(manual_annotation="go", approve_annotation="3"), 4).status.phase
+        == "AwaitingApproval"
+    )
     approved = tick(s, waiting, RetrainObservations(manual_annotation="go", approve_annotation="4"), 5)
     assert approved.status.phase == "Deploying" and isinstance(approved.actions[0], CreateCanary)
 
@@ -184,7 +221,7 @@ def test_manual_approval_waits_for_the_version() -> None:
 def test_schedule_fires_on_time_and_triggers_together_make_one_run() -> None:
     s = spec(triggers={**BASE["triggers"], "schedule": {"interval": "1d", "startTime": "2026-03-01T06:00:00Z"}})
     status = tick(s, RetrainPolicyStatus(), minute=0).status
-    assert status.next_scheduled == datetime(2026, 3, 1, 6, tzinfo=timezone.utc)
+    assert status.next_scheduled == datetime(2026, 3, 1, 6, tzinfo=UTC)
     early = tick(s, status, minute=359)
     assert early.status.runs == 0
     obs = RetrainObservations(monitor=monitor(360, 0.5))
@@ -192,7 +229,7 @@ def test_schedule_fires_on_time_and_triggers_together_make_one_run() -> None:
     both = tick(s, status, obs, 360).status
     assert both.runs == 1
     assert both.last_trigger.type == "performance" and "schedule:" in both.last_trigger.reason
-    assert both.next_scheduled == datetime(2026, 3, 2, 6, tzinfo=timezone.utc)
+    assert both.next_scheduled == datetime(2026, 3, 2, 6, tzinfo=UTC)
 
 
 def test_drift_trigger_needs_enough_features() -> None:
@@ -207,7 +244,9 @@ def test_an_invalid_canary_template_is_reported_naming_the_field() -> None:
     bad = {**BASE["deployment"], "canaryTemplate": {**BASE["deployment"]["canaryTemplate"], "stepWeights": [50, 20]}}
     s, status = registering(spec(deployment=bad))
     obs = RetrainObservations(
-        manual_annotation="go", job=JobView("fraud-1-1", "Succeeded"), run=RunView("r", {"accuracy": 0.95, "f1": 0.95}),
+        manual_annotation="go",
+        job=JobView("fraud-1-1", "Succeeded"),
+        run=RunView("r", {"accuracy": 0.95, "f1": 0.95}),
         candidate=VersionView("4", "r", {}),
     )
     decision = tick(s, status, obs, 3)

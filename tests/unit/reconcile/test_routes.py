@@ -14,8 +14,17 @@ HEADER = HeaderMatch(name="x-canary", value="always")
 
 @pytest.mark.parametrize(
     ("weight", "stable", "cap", "expected"),
-    [(0, 4, None, 0), (20, 4, None, 1), (50, 4, None, 4), (75, 4, None, 4), (75, 4, 20, 12), (100, 4, 6, 6),
-     (10, 2, None, 1), (25, 3, None, 1), (50, 1, None, 1)],
+    [
+        (0, 4, None, 0),
+        (20, 4, None, 1),
+        (50, 4, None, 4),
+        (75, 4, None, 4),
+        (75, 4, 20, 12),
+        (100, 4, 6, 6),
+        (10, 2, None, 1),
+        (25, 3, None, 1),
+        (50, 1, None, 1),
+    ],
 )
 def test_replica_router_approximates_the_weight_with_whole_pods(weight: int, stable: int, cap: int | None, expected: int) -> None:
     router = RouterSpec(type="replicas", max_candidate_replicas=cap)
@@ -28,8 +37,10 @@ def test_mesh_routers_keep_the_candidate_at_the_stable_capacity() -> None:
 
 
 RULES = [
-    {"matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
-     "backendRefs": [{"name": "fraud", "port": 80}, {"name": "shadow", "port": 80, "weight": 0}]},
+    {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
+        "backendRefs": [{"name": "fraud", "port": 80}, {"name": "shadow", "port": 80, "weight": 0}],
+    },
     {"matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}], "backendRefs": [{"name": "admin", "port": 80}]},
 ]
 
@@ -38,7 +49,8 @@ def test_http_route_weights_only_the_stable_backend_and_restores_at_zero() -> No
     original = copy.deepcopy(RULES)
     weighted = weighted_http_route(RULES, stable="fraud", candidate="fraud-candidate", weight=30, header=None)
     assert weighted[0]["backendRefs"] == [
-        {"name": "fraud", "port": 80, "weight": 70}, {"name": "fraud-candidate", "port": 80, "weight": 30},
+        {"name": "fraud", "port": 80, "weight": 70},
+        {"name": "fraud-candidate", "port": 80, "weight": 30},
         {"name": "shadow", "port": 80, "weight": 0},
     ]
     assert weighted[0]["matches"] == RULES[0]["matches"] and weighted[1] == RULES[1]
@@ -53,8 +65,12 @@ def test_http_route_header_match_sends_matching_requests_to_the_candidate() -> N
     weighted = weighted_http_route(RULES, stable="fraud", candidate="fraud-candidate", weight=10, header=HEADER)
     header_rule = weighted[0]
     assert header_rule == {
-        "matches": [{"path": {"type": "PathPrefix", "value": "/v1"},
-                     "headers": [{"type": "Exact", "name": "x-canary", "value": "always"}]}],
+        "matches": [
+            {
+                "path": {"type": "PathPrefix", "value": "/v1"},
+                "headers": [{"type": "Exact", "name": "x-canary", "value": "always"}],
+            }
+        ],
         "backendRefs": [{"name": "fraud-candidate", "port": 80}],
     }
     assert len(weighted) == 3
@@ -64,7 +80,12 @@ def test_http_route_header_match_sends_matching_requests_to_the_candidate() -> N
 
 
 def test_virtual_service_weights_the_stable_host_and_matches_the_header() -> None:
-    http = [{"match": [{"uri": {"prefix": "/v1"}}], "route": [{"destination": {"host": "fraud.ml.svc.cluster.local", "port": {"number": 80}}}]}]
+    http = [
+        {
+            "match": [{"uri": {"prefix": "/v1"}}],
+            "route": [{"destination": {"host": "fraud.ml.svc.cluster.local", "port": {"number": 80}}}],
+        }
+    ]
     weighted = weighted_virtual_service(http, stable="fraud", candidate="fraud-candidate", weight=25, header=HEADER)
     assert weighted[0] == {
         "match": [{"uri": {"prefix": "/v1"}, "headers": {"x-canary": {"exact": "always"}}}],

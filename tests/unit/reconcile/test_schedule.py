@@ -1,10 +1,10 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from modelpilot.reconcile.retrain import CronError, next_cron_time
 
-T = datetime(2026, 3, 4, 10, 17, 30, tzinfo=timezone.utc)  # a Wednesday
+T = datetime(2026, 3, 4, 10, 17, 30, tzinfo=UTC)  # a Wednesday
 
 
 def brute_force(expression: str, after: datetime) -> datetime:
@@ -15,9 +15,12 @@ def brute_force(expression: str, after: datetime) -> datetime:
 
     def ok(field: str, value: int) -> bool:
         return field == "*" or any(
-            (int(p.split("/")[0].split("-")[0]) if p.split("/")[0] != "*" else 0) <= value
+            (int(p.split("/")[0].split("-")[0]) if p.split("/")[0] != "*" else 0)
+            <= value
             <= (int(p.split("/")[0].split("-")[-1]) if p.split("/")[0] != "*" else 99)
-            and (value - (int(p.split("/")[0].split("-")[0]) if p.split("/")[0] != "*" else 0)) % (int(p.split("/")[1]) if "/" in p else 1) == 0
+            and (value - (int(p.split("/")[0].split("-")[0]) if p.split("/")[0] != "*" else 0))
+            % (int(p.split("/")[1]) if "/" in p else 1)
+            == 0
             for p in field.split(",")
         )
 
@@ -39,8 +42,8 @@ def test_next_time_matches_a_minute_by_minute_walk(expression: str) -> None:
 
 
 def test_next_time_is_strictly_after() -> None:
-    at = datetime(2026, 3, 4, 3, 0, tzinfo=timezone.utc)
-    assert next_cron_time("0 3 * * *", at) == datetime(2026, 3, 5, 3, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 3, 4, 3, 0, tzinfo=UTC)
+    assert next_cron_time("0 3 * * *", at) == datetime(2026, 3, 5, 3, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("expression", ["* * * *", "61 * * * *", "a * * * *", "0 0 31 2 *"])

@@ -1,7 +1,7 @@
 """Prometheus failures become reasons a condition can carry."""
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_api_client import PrometheusApiClientException
@@ -26,6 +26,6 @@ def test_server_errors_are_not_bad_queries() -> None:
 def test_nothing_listening_is_unreachable() -> None:
     client = PrometheusClient(f"http://127.0.0.1:{free_port()}", timeout=timedelta(seconds=2))
     with pytest.raises(QueryFailed) as caught:
-        asyncio.run(client.instant("up", datetime.now(timezone.utc)))
+        asyncio.run(client.instant("up", datetime.now(UTC)))
     assert caught.value.reason == "Unreachable"
     assert caught.value.query == "up"

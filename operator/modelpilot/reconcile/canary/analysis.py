@@ -9,13 +9,14 @@ metric's tolerance). Either failing fails it; it passes only when both pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
 
 from modelpilot.analysis import Comparison, compare_binned, compare_proportions
 from modelpilot.analysis.histogram import BucketCounts, buckets_from_cumulative, histogram_quantile
 from modelpilot.api.canary import AnalysisMetric, AnalysisSpec, CanaryAnalysisRecord, CheckVerdict
+
 from ..promql import PRESETS, render
 from ..queries import QueryOutcome
 from .observations import MetricAnswer, MetricQueries
@@ -85,7 +86,9 @@ def _scalar(outcome: QueryOutcome) -> _Side:
 def _sides(metric: AnalysisMetric, answer: MetricAnswer) -> tuple[_Side, _Side]:
     if metric.builtin == "latency":
         # Both sides on the bucket bounds they share, so counts per bucket line up.
-        common = {s.labels.get("le") for s in answer.candidate.samples} & {s.labels.get("le") for s in answer.stable.samples}
+        common = {s.labels.get("le", "") for s in answer.candidate.samples} & {
+            s.labels.get("le", "") for s in answer.stable.samples
+        }
         return _latency(answer.candidate, common), _latency(answer.stable, common)
     if metric.builtin is not None:
         kind = "error" if metric.builtin == "error-rate" else "right"
@@ -101,9 +104,7 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) or math.isinf(value) else float(value)
 
 
-def _threshold_check(
-    metric: AnalysisMetric, candidate: _Side, min_samples: int
-) -> tuple[CheckVerdict, float | None, str]:
+def _threshold_check(metric: AnalysisMetric, candidate: _Side, min_samples: int) -> tuple[CheckVerdict, float | None, str]:
     """Verdict on the absolute limits alone, the limit crossed, and why."""
     limits = metric.threshold_range
     if limits is None or (limits.min is None and limits.max is None):
@@ -124,12 +125,21 @@ def _comparison(metric: AnalysisMetric, analysis: AnalysisSpec, candidate: _Side
     if metric.builtin == "latency":
         assert candidate.buckets is not None and stable.buckets is not None
         return compare_binned(
-            stable.buckets.counts, candidate.buckets.counts, tolerance=tolerance, alpha=analysis.alpha,
+            stable.buckets.counts,
+            candidate.buckets.counts,
+            tolerance=tolerance,
+            alpha=analysis.alpha,
             min_samples=analysis.min_samples,
         )
     return compare_proportions(
-        stable.events, stable.samples, candidate.events, candidate.samples, tolerance=tolerance, alpha=analysis.alpha,
-        higher_is_worse=metric.builtin == "error-rate", min_samples=analysis.min_samples,
+        stable.events,
+        stable.samples,
+        candidate.events,
+        candidate.samples,
+        tolerance=tolerance,
+        alpha=analysis.alpha,
+        higher_is_worse=metric.builtin == "error-rate",
+        min_samples=analysis.min_samples,
     )
 
 
@@ -158,7 +168,9 @@ def judge_metric(
     if verdict == "Fail" or not compare:
         suffix = " (decided on thresholds after inconclusive checks)" if thresholds_only and metric.builtin else ""
         return CanaryAnalysisRecord(
-            **record, verdict=verdict, threshold=limit,
+            **record,
+            verdict=verdict,
+            threshold=limit,
             message=f"candidate {why}; stable {_fmt(stable.value)}{suffix}",
         )
     if stable.samples == 0:

@@ -25,7 +25,7 @@ from typing import Any
 from modelpilot.api import Condition, ConditionStatus
 from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus, RollbackReason
 
-from ..conditions import find_condition, set_condition
+from ..conditions import ConditionValue, find_condition, set_condition
 from ..decision import Decision
 from ..owners import ReleaseRef
 from .needs import payload, starts_release
@@ -48,6 +48,8 @@ def _conditions(tick: ReleaseTick, generation: int | None) -> list[Condition]:
     last = s.last_analysis
     held_message = next((f"{r.metric}: {r.verdict}: {r.message}" for r in last if tick.with_policy(r.verdict) in HELD), "")
     progress = _progress_line(tick)
+    ready: ConditionValue
+    progressing: ConditionValue
     if tick.blocked is not None:
         reason, message = tick.blocked
         status: ConditionStatus = "False" if reason in LASTING else "Unknown"
@@ -63,19 +65,26 @@ def _conditions(tick: ReleaseTick, generation: int | None) -> list[Condition]:
     else:
         ready = ("True", s.phase or "Initializing", progress)
         progressing = ("True", s.phase or "Initializing", progress)
-    paused = ("True", *tick.waiting) if tick.waiting else ("False", "NotPaused", "")
-    rolled_back = ("False", "NotRolledBack", "")
+    paused: ConditionValue = ("True", *tick.waiting) if tick.waiting else ("False", "NotPaused", "")
+    rolled_back: ConditionValue = ("False", "NotRolledBack", "")
     if s.phase == "RolledBack" and s.rollback:
         rolled_back = ("True", s.rollback.reason, s.rollback.message)
-    promoted = ("True", "Promoted", progress) if s.phase == "Promoted" else ("False", "NotPromoted", "")
+    promoted: ConditionValue = ("True", "Promoted", progress) if s.phase == "Promoted" else ("False", "NotPromoted", "")
     values = {"Ready": ready, "Progressing": progressing, "Promoted": promoted, "RolledBack": rolled_back, "Paused": paused}
     conditions = list(s.conditions)
     for type_ in CONDITION_TYPES:
         status_, reason, message = values[type_]
         conditions = set_condition(
-            conditions, type_, status_, reason, message, now=tick.now, generation=generation  # type: ignore[arg-type]
+            conditions,
+            type_,
+            status_,
+            reason,
+            message,
+            now=tick.now,
+            generation=generation,
         )
     return conditions
+
 
 def _progress_line(tick: ReleaseTick) -> str:
     s = tick.status
@@ -108,10 +117,15 @@ def decide_canary(
     elif tick.stable_version():
         if spec.abort and tick.abortable():
             s = tick.status
-            tick.roll_back(RollbackReason(
-                reason="Aborted", step=s.current_step or 0, weight=s.canary_weight or 0, time=now,
-                message=f"aborted at {tick.where()} by spec.abort",
-            ))
+            tick.roll_back(
+                RollbackReason(
+                    reason="Aborted",
+                    step=s.current_step or 0,
+                    weight=s.canary_weight or 0,
+                    time=now,
+                    message=f"aborted at {tick.where()} by spec.abort",
+                )
+            )
         elif tick.status.phase == "Initializing":
             tick.initializing()
         elif tick.status.phase in ("Progressing", "AwaitingPromotion"):

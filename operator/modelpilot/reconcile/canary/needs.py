@@ -120,8 +120,12 @@ def observation_needs(spec: CanaryReleaseSpec, status: CanaryReleaseStatus, *, r
     if current.phase in ("Progressing", "AwaitingPromotion") and current.step_started and due and not spec.abort:
         assert current.stable_version is not None and current.candidate_version is not None
         queries = metric_queries(
-            spec.analysis.metrics, model=spec.model, stable=current.stable_version,
-            candidate=current.candidate_version, namespace=ref.namespace, window=window(spec, current, now),
+            spec.analysis.metrics,
+            model=spec.model,
+            stable=current.stable_version,
+            candidate=current.candidate_version,
+            namespace=ref.namespace,
+            window=window(spec, current, now),
         )
     hooks = tuple(
         HookCall(w.type, w.url_secret.name, w.url_secret.key, parse_duration(w.timeout), payload(spec, current, ref, w.type))

@@ -10,9 +10,11 @@ of their own.
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from modelpilot.api.canary import CanaryReleaseSpec
+
 from ..owners import ReleaseRef
 from .observations import RESTART_ANNOTATION
 from .routes import candidate_name
@@ -100,9 +102,7 @@ def build_candidate_service(
     spec: CanaryReleaseSpec, stable_service: Mapping[str, Any], ref: ReleaseRef, *, version: str
 ) -> dict[str, Any]:
     """The candidate's Service for a mesh router: the stable Service's ports, the candidate's pods."""
-    ports = [
-        {k: v for k, v in port.items() if k != "nodePort"} for port in stable_service.get("spec", {}).get("ports", [])
-    ]
+    ports = [{k: v for k, v in port.items() if k != "nodePort"} for port in stable_service.get("spec", {}).get("ports", [])]
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -35,6 +35,8 @@ from .routes import candidate_replicas
 __all__ = ["HELD", "ReleaseTick"]
 
 HELD: tuple[CheckVerdict, ...] = ("QueryError", "NoData")
+#: What a NoData verdict counts as, by spec.analysis.noData.
+NO_DATA_POLICY: dict[str, CheckVerdict] = {"fail": "Fail", "hold": "NoData", "ignore": "Pass"}
 
 
 class ReleaseTick:
@@ -76,9 +78,7 @@ class ReleaseTick:
         assert stable is not None
         capacity = max(stable.replicas, 1)
         if s.phase == "Initializing":
-            warm = self.spec.router.type != "replicas" and all(
-                g in s.hooks_done for g in GATES if configured(self.spec, g)
-            )
+            warm = self.spec.router.type != "replicas" and all(g in s.hooks_done for g in GATES if configured(self.spec, g))
             return (capacity if warm else 0), 0
         if s.phase in ("Progressing", "AwaitingPromotion"):
             weight = s.canary_weight or 0
@@ -173,7 +173,11 @@ class ReleaseTick:
     def enter_step(self, step: int) -> None:
         weight = self.weights[step - 1]
         self.update(
-            phase="Progressing", current_step=step, canary_weight=weight, step_started=None, next_check=None,
+            phase="Progressing",
+            current_step=step,
+            canary_weight=weight,
+            step_started=None,
+            next_check=None,
             counters=self.status.counters.model_copy(update={"consecutive_inconclusive": 0}),
         )
         version = self.status.candidate_version
@@ -209,17 +213,25 @@ class ReleaseTick:
             self.roll_back(self.metric_reason(failing))
         elif outcome == "QueryError" and 0 < analysis.consecutive_query_error_limit <= counters.consecutive_query_error:
             failing = next(r for r in records if r.verdict == "QueryError")
-            self.roll_back(RollbackReason(
-                reason="QueryErrors", step=s.current_step or 0, weight=s.canary_weight or 0, time=self.now,
-                message=f"{counters.consecutive_query_error} checks in a row could not query at {self.where()}: {failing.message}",
-            ))
+            self.roll_back(
+                RollbackReason(
+                    reason="QueryErrors",
+                    step=s.current_step or 0,
+                    weight=s.canary_weight or 0,
+                    time=self.now,
+                    message=(
+                        f"{counters.consecutive_query_error} checks in a row could not query at {self.where()}: "
+                        f"{failing.message}"
+                    ),
+                )
+            )
         elif outcome == "Pass" and s.phase == "Progressing":
             self.advance()
 
     def with_policy(self, verdict: CheckVerdict) -> CheckVerdict:
         if verdict != "NoData":
             return verdict
-        return {"fail": "Fail", "hold": "NoData", "ignore": "Pass"}[self.spec.analysis.no_data]  # type: ignore[return-value]
+        return NO_DATA_POLICY[self.spec.analysis.no_data]
 
     def hold_events(self, before: CheckVerdict | None, after: CheckVerdict, records: list[CanaryAnalysisRecord]) -> None:
         if after in HELD and before not in HELD:
@@ -232,8 +244,13 @@ class ReleaseTick:
         s = self.status
         return RollbackReason(
             reason="NoData" if record.verdict == "NoData" else "MetricFailed",
-            step=s.current_step or 0, weight=s.canary_weight or 0, time=self.now, metric=record.metric,
-            value=record.value, baseline=record.baseline, threshold=record.threshold,
+            step=s.current_step or 0,
+            weight=s.canary_weight or 0,
+            time=self.now,
+            metric=record.metric,
+            value=record.value,
+            baseline=record.baseline,
+            threshold=record.threshold,
             message=f"{record.metric} failed at {self.where()}: {record.message}",
         )
 
@@ -258,7 +275,8 @@ class ReleaseTick:
         if not self.gate("confirm-promotion"):
             return
         self.update(
-            phase="Promoting", canary_weight=100,
+            phase="Promoting",
+            canary_weight=100,
             promotion=PromotionProgress(stage="ShiftTraffic", started=self.now),
         )
         self.event("Normal", "Promoting", f"moving traffic to the warm candidate pods of version {self.status.candidate_version}")
@@ -321,14 +339,20 @@ class ReleaseTick:
                 f"{self.spec.target.deployment}'s source"
             )
         self.update(
-            phase="Promoted", canary_weight=0, next_check=None, stable_version=version or s.stable_version,
+            phase="Promoted",
+            canary_weight=0,
+            next_check=None,
+            stable_version=version or s.stable_version,
             history=_appended(s, "Promoted", message, self.now, self.spec),
         )
         self.event("Normal", "Promoted", message)
 
     def roll_back(self, reason: RollbackReason) -> None:
         self.update(
-            phase="RolledBack", canary_weight=0, next_check=None, rollback=reason,
+            phase="RolledBack",
+            canary_weight=0,
+            next_check=None,
+            rollback=reason,
             history=_appended(self.status, "RolledBack", reason.message, self.now, self.spec),
         )
         self.event("Warning", "RolledBack", reason.message)
@@ -344,7 +368,9 @@ class ReleaseTick:
                 self.update(next_check=self.now + self.interval)
         promotion = self.status.promotion
         if (
-            restoring_alias(self.status) and promotion is not None and self.obs.registry_error is None
+            restoring_alias(self.status)
+            and promotion is not None
+            and self.obs.registry_error is None
             and self.obs.alias_holder == promotion.previous_alias_version
         ):
             previous = promotion.previous_alias_version or "none"
@@ -354,21 +380,31 @@ class ReleaseTick:
 
 def _counted(counters: CheckCounters, outcome: CheckVerdict) -> CheckCounters:
     field_name = {
-        "Pass": "passed", "Fail": "failed", "NoData": "no_data", "QueryError": "query_error", "Inconclusive": "inconclusive",
+        "Pass": "passed",
+        "Fail": "failed",
+        "NoData": "no_data",
+        "QueryError": "query_error",
+        "Inconclusive": "inconclusive",
     }[outcome]
-    return counters.model_copy(update={
-        "checks": counters.checks + 1,
-        field_name: getattr(counters, field_name) + 1,
-        "consecutive_query_error": counters.consecutive_query_error + 1 if outcome == "QueryError" else 0,
-        "consecutive_inconclusive": counters.consecutive_inconclusive + 1 if outcome == "Inconclusive" else 0,
-    })
+    return counters.model_copy(
+        update={
+            "checks": counters.checks + 1,
+            field_name: getattr(counters, field_name) + 1,
+            "consecutive_query_error": counters.consecutive_query_error + 1 if outcome == "QueryError" else 0,
+            "consecutive_inconclusive": counters.consecutive_inconclusive + 1 if outcome == "Inconclusive" else 0,
+        }
+    )
 
 
 def _appended(
     status: CanaryReleaseStatus, outcome: Literal["Promoted", "RolledBack"], message: str, now: datetime, spec: CanaryReleaseSpec
 ) -> list[ReleaseRecord]:
     record = ReleaseRecord(
-        version=spec.candidate.model_version, image=spec.candidate.image, outcome=outcome, started=status.started,
-        time=now, message=message,
+        version=spec.candidate.model_version,
+        image=spec.candidate.image,
+        outcome=outcome,
+        started=status.started,
+        time=now,
+        message=message,
     )
     return newest(status.history, record)

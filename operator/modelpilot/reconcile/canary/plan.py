@@ -23,16 +23,25 @@ def build_plan(tick: ReleaseTick) -> CanaryPlan:
         weight = math.floor(actual)  # no more traffic to candidate pods that are not ready
     service_selector = (tick.obs.stable_service or {}).get("spec", {}).get("selector")
     deployment = build_candidate_deployment(
-        spec, stable.body, tick.ref, replicas=replicas, version=s.candidate_version,
+        spec,
+        stable.body,
+        tick.ref,
+        replicas=replicas,
+        version=s.candidate_version,
         stable_service_selector=service_selector,
     )
     service = None
     if spec.router.type != "replicas" and tick.obs.stable_service is not None:
         service = build_candidate_service(spec, tick.obs.stable_service, tick.ref, version=s.candidate_version)
     return CanaryPlan(
-        deployment=deployment, service=service, weight=weight, drain_first=s.phase in TERMINAL,
-        restart=restart_wanted(tick), alias=alias_wanted(tick),
+        deployment=deployment,
+        service=service,
+        weight=weight,
+        drain_first=s.phase in TERMINAL,
+        restart=restart_wanted(tick),
+        alias=alias_wanted(tick),
     )
+
 
 def restart_wanted(tick: ReleaseTick) -> str | None:
     promotion, stable = tick.status.promotion, tick.obs.stable
@@ -40,6 +49,7 @@ def restart_wanted(tick: ReleaseTick) -> str | None:
         return None
     assert stable is not None
     return None if stable.template_annotations.get(RESTART_ANNOTATION) == promotion.restarted_at else promotion.restarted_at
+
 
 def alias_wanted(tick: ReleaseTick) -> AliasTarget | None:
     s, promotion, spec = tick.status, tick.status.promotion, tick.spec

@@ -92,16 +92,18 @@ def weighted_http_route(
             if header is not None:
                 matches = rule.get("matches") or [{}]
                 exact = {"type": "Exact", "name": header.name, "value": header.value}
-                result.append({
-                    "matches": [{**copy.deepcopy(dict(m)), "headers": [*m.get("headers", []), exact]} for m in matches],
-                    "backendRefs": [{"name": candidate, **port}],
-                })
+                result.append(
+                    {
+                        "matches": [{**copy.deepcopy(dict(m)), "headers": [*m.get("headers", []), exact]} for m in matches],
+                        "backendRefs": [{"name": candidate, **port}],
+                    }
+                )
         result.append({**copy.deepcopy(dict(rule)), "backendRefs": weighted + others})
     return result
 
 
 def _is_host(destination: Mapping[str, Any], service: str) -> bool:
-    host = destination.get("host", "")
+    host = str(destination.get("host", ""))
     return host == service or host.startswith(f"{service}.")
 
 
@@ -120,7 +122,8 @@ def weighted_virtual_service(
             continue
         port = {"port": stable_dest["destination"]["port"]} if "port" in stable_dest["destination"] else {}
         others = [
-            copy.deepcopy(dict(d)) for d in destinations
+            copy.deepcopy(dict(d))
+            for d in destinations
             if d is not stable_dest and not _is_host(d.get("destination", {}), candidate)
         ]
         weighted = [{**copy.deepcopy(dict(stable_dest)), "weight": 100 - weight}]
@@ -129,9 +132,11 @@ def weighted_virtual_service(
             if header is not None:
                 matches = route.get("match") or [{}]
                 exact = {header.name: {"exact": header.value}}
-                result.append({
-                    "match": [{**copy.deepcopy(dict(m)), "headers": {**m.get("headers", {}), **exact}} for m in matches],
-                    "route": [{"destination": {"host": candidate, **port}}],
-                })
+                result.append(
+                    {
+                        "match": [{**copy.deepcopy(dict(m)), "headers": {**m.get("headers", {}), **exact}} for m in matches],
+                        "route": [{"destination": {"host": candidate, **port}}],
+                    }
+                )
         result.append({**copy.deepcopy(dict(route)), "route": weighted + others})
     return result

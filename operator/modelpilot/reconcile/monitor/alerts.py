@@ -37,9 +37,13 @@ def alert_history(
             continue
         bad, severity = PROBLEMS[condition.type]
         if condition.status == bad:
-            records.append(AlertRecord(time=now, type=condition.type, severity=severity, state="active", message=condition.message))
+            records.append(
+                AlertRecord(time=now, type=condition.type, severity=severity, state="active", message=condition.message)
+            )
         elif condition.status != "Unknown" and old.get(condition.type) == bad:
-            records.append(AlertRecord(time=now, type=condition.type, severity=severity, state="resolved", message=condition.message))
+            records.append(
+                AlertRecord(time=now, type=condition.type, severity=severity, state="resolved", message=condition.message)
+            )
     return newest(history, *records)
 
 

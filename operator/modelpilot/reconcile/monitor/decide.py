@@ -79,14 +79,16 @@ def decide_monitor(
     degraded = degradation_verdict(spec, quality, quality_failed, degradation, hints, previous.last_success)
 
     # batchSize is optional: many servers do not export it, and its absence is no failure.
-    failures = [
-        o for name, o in obs.current.items() if not o.ok and name != "batchSize"
-    ] + [o for o in (*obs.baseline.values(), obs.quality_series) if o is not None and not o.ok]
-    if failures:
+    failures = [o for name, o in obs.current.items() if not o.ok and name != "batchSize"] + [
+        o for o in (*obs.baseline.values(), obs.quality_series) if o is not None and not o.ok
+    ]
+    first_error = failures[0].error if failures else None
+    if first_error is not None:
         last = f"; last good evaluation at {previous.last_success.isoformat()}" if previous.last_success else ""
         ready = Verdict(
-            "Unknown", "QueryFailed",
-            f"{len(failures)} of {obs.query_count} queries failed: {failures[0].error.message}{last}",  # type: ignore[union-attr]
+            "Unknown",
+            "QueryFailed",
+            f"{len(failures)} of {obs.query_count} queries failed: {first_error.message}{last}",
         )
     else:
         ready = Verdict("True", "Evaluated", f"{obs.query_count} queries answered for {obs.at.isoformat()}")

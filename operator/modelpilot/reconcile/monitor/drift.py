@@ -60,14 +60,19 @@ def _profile_counts(profile: ReferenceProfile) -> dict[str, _FeatureCounts]:
 
 
 def _feature_drift(spec: ModelMonitorSpec, reference: _FeatureCounts, current: _FeatureCounts) -> FeatureDrift | str:
-    common = {"min_samples": spec.drift.min_samples, "bands": tuple(spec.drift.psi_bands)}
+    low, high = spec.drift.psi_bands
     if reference.kind != current.kind:
         return "numerical in one window and categorical in the other"
     if reference.kind == "numerical":
         if reference.bounds != current.bounds:
             return "histogram bucket bounds differ between baseline and current window"
         return drift_from_counts(
-            reference.counts, current.counts, kind="numerical", upper_bounds=reference.bounds, **common
+            reference.counts,
+            current.counts,
+            kind="numerical",
+            upper_bounds=reference.bounds,
+            min_samples=spec.drift.min_samples,
+            bands=(low, high),
         )
     names = sorted(set(reference.categories) | set(current.categories))
     return drift_from_counts(
@@ -75,7 +80,8 @@ def _feature_drift(spec: ModelMonitorSpec, reference: _FeatureCounts, current: _
         [current.categories.get(n, 0.0) for n in names],
         kind="categorical",
         categories=names,
-        **common,
+        min_samples=spec.drift.min_samples,
+        bands=(low, high),
     )
 
 
@@ -150,8 +156,10 @@ def assess_data_drift(
         detail = ", ".join(f"{r.name} ({spec.drift.effect_size} {fmt(verdicts[r.name].effect)}, {r.psi_band})" for r in ranked)
         return results, verdicts, Verdict("True", "FeaturesDrifted", f"{len(drifted)}/{len(names)} features drifted: {detail}")
     if not tested:
-        return results, verdicts, Verdict(
-            "Unknown", "InsufficientData", f"fewer than {spec.drift.min_samples} samples for every feature"
+        return (
+            results,
+            verdicts,
+            Verdict("Unknown", "InsufficientData", f"fewer than {spec.drift.min_samples} samples for every feature"),
         )
     skipped = len(names) - len(tested)
     extra = f"; {skipped} with too little data" if skipped else ""
@@ -190,8 +198,11 @@ def assess_label_drift(
         min_samples=spec.drift.min_samples,
     )
     verdict = assess_drift(
-        {"predictions": drift}, alpha=spec.label_drift.alpha, correction="none",
-        effect_size="psi", effect_threshold=spec.label_drift.effect_threshold,
+        {"predictions": drift},
+        alpha=spec.label_drift.alpha,
+        correction="none",
+        effect_size="psi",
+        effect_threshold=spec.label_drift.effect_threshold,
     )["predictions"]
     ref_share, cur_share = _shares(reference), _shares(current)
     shift = {n: round(cur_share.get(n, 0.0) - ref_share.get(n, 0.0), 6) for n in names}
@@ -200,7 +211,17 @@ def assess_label_drift(
     if verdict.drifted is None:
         return status, cur_share, Verdict("Unknown", "InsufficientData", verdict.reason)
     if verdict.drifted:
-        return status, cur_share, Verdict(
-            "True", "ClassDistributionShifted", f"prediction classes shifted (PSI {fmt(drift.psi)}, p={fmt(drift.pvalue)}): {moved}"
+        return (
+            status,
+            cur_share,
+            Verdict(
+                "True",
+                "ClassDistributionShifted",
+                f"prediction classes shifted (PSI {fmt(drift.psi)}, p={fmt(drift.pvalue)}): {moved}",
+            ),
         )
-    return status, cur_share, Verdict("False", "NoDrift", f"prediction classes stable (PSI {fmt(drift.psi)}, p={fmt(drift.pvalue)})")
+    return (
+        status,
+        cur_share,
+        Verdict("False", "NoDrift", f"prediction classes stable (PSI {fmt(drift.psi)}, p={fmt(drift.pvalue)})"),
+    )

@@ -67,7 +67,12 @@ def query_plan(
 
     def planned(name: str, window: timedelta, when: datetime) -> PlannedQuery | None:
         promql = render(
-            preset, name, model=spec.model.name, version=version, namespace=namespace, window=window,
+            preset,
+            name,
+            model=spec.model.name,
+            version=version,
+            namespace=namespace,
+            window=window,
             overrides=spec.metrics.overrides,
         )
         return PlannedQuery(name, promql, when) if promql else None

@@ -31,9 +31,7 @@ def assess_performance(
 
     window = parse_duration(spec.performance.window).total_seconds()
     bucket_samples = q["latencyBuckets"].samples if "latencyBuckets" in q else ()
-    buckets = buckets_from_cumulative(
-        (float(s.labels.get("le", "+Inf")) * preset.latency_unit, s.value) for s in bucket_samples
-    )
+    buckets = buckets_from_cumulative((float(s.labels.get("le", "+Inf")) * preset.latency_unit, s.value) for s in bucket_samples)
     count = buckets.total
     latency_sum = sum(s.value for s in q["latencySum"].samples) if "latencySum" in q else 0.0
     requests = q["requests"].samples if "requests" in q else ()
@@ -85,7 +83,8 @@ def error_verdict(spec: ModelMonitorSpec, performance: PerformanceStatus, total:
         return Verdict("False", "NoThreshold", "no error-rate threshold is set")
     if not known:
         return Verdict(
-            "Unknown", "NotExported",
+            "Unknown",
+            "NotExported",
             f"the {spec.metrics.preset} preset exports no error counts; override the `requests` query",
         )
     if total <= 0 or performance.error_rate is None:

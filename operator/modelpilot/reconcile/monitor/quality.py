@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -99,7 +99,8 @@ def degradation_verdict(
         return Verdict("True", "BelowThreshold", f"{', '.join(below)} over {spec.quality.window}{cause}")
     if degradation is not None and degradation.direction == "decreasing" and spec.degradation.enabled:
         return Verdict(
-            "True", "DecliningTrend",
+            "True",
+            "DecliningTrend",
             f"{degradation.metric} declines {fmt(degradation.sen_slope)}/day over {spec.degradation.horizon} "
             f"(Mann-Kendall p={fmt(degradation.pvalue)}, change {fmt(degradation.change)}){cause}",
         )
@@ -109,7 +110,8 @@ def degradation_verdict(
         return Verdict("Unknown", "NoQualityData", "no model_feedback_total query for this preset")
     if quality.accuracy is None:
         return Verdict(
-            "Unknown", "InsufficientData",
+            "Unknown",
+            "InsufficientData",
             f"{quality.samples} labelled predictions over {spec.quality.window}, need {spec.quality.min_samples}",
         )
     summary = ", ".join(
@@ -157,11 +159,12 @@ def assess_degradation(
     if trend.direction == "insufficient":
         status = DegradationStatus(metric=metric, points=len(values), direction="insufficient")
         return status, Verdict(
-            "Unknown", "InsufficientData",
+            "Unknown",
+            "InsufficientData",
             f"{len(values)} {spec.degradation.step} points of {metric} with enough labels over {spec.degradation.horizon}",
         )
     changes = page_hinkley(values, delta=spec.degradation.delta, threshold=spec.degradation.threshold, direction="decrease")
-    change_times = [datetime.fromtimestamp(times[i], timezone.utc) for i in changes]
+    change_times = [datetime.fromtimestamp(times[i], UTC) for i in changes]
     status = DegradationStatus(
         metric=metric,
         points=len(values),

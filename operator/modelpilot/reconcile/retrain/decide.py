@@ -59,18 +59,27 @@ def decide_retrain(
     message = status.last_result or "waiting for a trigger"
 
     if status.phase == "Idle" and fired:
-        cooling = status.last_finished is not None and now < status.last_finished + parse_duration(spec.cooldown)
+        cooled = status.last_finished + parse_duration(spec.cooldown) if status.last_finished is not None else None
         manual = fired[0].type == "manual"
-        if cooling and not manual:
-            message = f"{', '.join(f.type for f in fired)} trigger suppressed: cooldown until {(status.last_finished + parse_duration(spec.cooldown)).isoformat()}"  # type: ignore[operator]
+        if cooled is not None and now < cooled and not manual:
+            message = f"{', '.join(f.type for f in fired)} trigger suppressed: cooldown until {cooled.isoformat()}"
         else:
             number = status.runs + 1
             run = RunStatus(
-                number=number, job=f"{ref.name}-{number}-1", trigger=fired[0].type,
-                reason="; ".join(f"{f.type}: {f.reason}" for f in fired), started=now,
+                number=number,
+                job=f"{ref.name}-{number}-1",
+                trigger=fired[0].type,
+                reason="; ".join(f"{f.type}: {f.reason}" for f in fired),
+                started=now,
             )
             update.update(
-                triggers=disarmed(trigger_state, fired), phase="Training", runs=number, current_run=run, candidate_version=None, comparison=[], canary=None,
+                triggers=disarmed(trigger_state, fired),
+                phase="Training",
+                runs=number,
+                current_run=run,
+                candidate_version=None,
+                comparison=[],
+                canary=None,
                 last_trigger=TriggerRecord(type=run.trigger, reason=run.reason, time=now),
             )
             message = f"training run {number} ({run.trigger}): Job {run.job}"
@@ -104,8 +113,12 @@ def _progress(
             return status, f"Job {run.job} is running (attempt {run.attempt})"
         if job.state == "Failed":
             if run.attempt <= spec.training.retries:
-                retry = run.model_copy(update={"attempt": run.attempt + 1, "job": f"{owner.name}-{run.number}-{run.attempt + 1}", "started": now})
-                events.append(EventToPost("Warning", "TrainingFailed", f"Job {run.job} failed: {job.message}; retrying as {retry.job}"))
+                retry = run.model_copy(
+                    update={"attempt": run.attempt + 1, "job": f"{owner.name}-{run.number}-{run.attempt + 1}", "started": now}
+                )
+                events.append(
+                    EventToPost("Warning", "TrainingFailed", f"Job {run.job} failed: {job.message}; retrying as {retry.job}")
+                )
                 actions.append(CreateJob(build_training_job(spec, owner, retry, now)))
                 return status.model_copy(update={"current_run": retry}), f"retrying: Job {retry.job}"
             text = f"Job {run.job} failed: {job.message}"
@@ -125,8 +138,13 @@ def _progress(
 
 
 def _deploying(
-    spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, owner: PolicyRef, now: datetime,
-    actions: list[RetrainAction], events: list[EventToPost],
+    spec: RetrainPolicySpec,
+    status: RetrainPolicyStatus,
+    obs: RetrainObservations,
+    owner: PolicyRef,
+    now: datetime,
+    actions: list[RetrainAction],
+    events: list[EventToPost],
 ) -> tuple[RetrainPolicyStatus, str]:
     version = status.candidate_version
     assert version is not None
@@ -144,7 +162,9 @@ def _deploying(
         return status, f"creating CanaryRelease {name}"
     if phase == "Promoted":
         events.append(EventToPost("Normal", "Promoted", f"version {version} promoted by CanaryRelease {name}"))
-        return finish(status, now, "Promoted", f"version {version} promoted by CanaryRelease {name}"), f"version {version} promoted"
+        return finish(
+            status, now, "Promoted", f"version {version} promoted by CanaryRelease {name}"
+        ), f"version {version} promoted"
     if phase in ("RolledBack", "Failed"):
         events.append(EventToPost("Warning", "CanaryRolledBack", f"CanaryRelease {name} ended {phase}"))
         return finish(status, now, "RolledBack", f"CanaryRelease {name} ended {phase}"), f"CanaryRelease {name} ended {phase}"

@@ -59,8 +59,13 @@ def compare_with_champion(
 
 
 def register_and_compare(
-    spec: RetrainPolicySpec, status: RetrainPolicyStatus, obs: RetrainObservations, owner: PolicyRef, now: datetime,
-    actions: list[RetrainAction], events: list[EventToPost],
+    spec: RetrainPolicySpec,
+    status: RetrainPolicyStatus,
+    obs: RetrainObservations,
+    owner: PolicyRef,
+    now: datetime,
+    actions: list[RetrainAction],
+    events: list[EventToPost],
 ) -> tuple[RetrainPolicyStatus, str]:
     run = status.current_run
     assert run is not None
@@ -74,15 +79,21 @@ def register_and_compare(
         return status, f"looking for the MLflow run tagged {RUN_TAG}={run.job}"
     status = status.model_copy(update={"current_run": run.model_copy(update={"mlflow_run_id": obs.run.run_id})})
     if obs.candidate is None:
-        tags = {"modelpilot.dev/trigger": run.trigger, "modelpilot.dev/policy": f"{owner.namespace}/{owner.name}", RUN_TAG: run.job}
+        tags = {
+            "modelpilot.dev/trigger": run.trigger,
+            "modelpilot.dev/policy": f"{owner.namespace}/{owner.name}",
+            RUN_TAG: run.job,
+        }
         actions.append(RegisterCandidate(obs.run.run_id, tags))
         return status, f"registering run {obs.run.run_id} as a version of {spec.model}"
     comparison, failures = compare_with_champion(spec, obs.run.metrics, obs.champion.metrics if obs.champion else None)
-    status = status.model_copy(update={
-        "candidate_version": obs.candidate.version,
-        "champion_version": obs.champion.version if obs.champion else None,
-        "comparison": comparison,
-    })
+    status = status.model_copy(
+        update={
+            "candidate_version": obs.candidate.version,
+            "champion_version": obs.champion.version if obs.champion else None,
+            "comparison": comparison,
+        }
+    )
     if failures:
         text = f"version {obs.candidate.version} rejected: {'; '.join(failures)}"
         events.append(EventToPost("Warning", "CandidateRejected", text))

@@ -46,10 +46,12 @@ def monitor_triggers(
         if value is not None and value < performance.threshold:
             streak += 1
             if armed_perf and streak >= performance.sustained_evaluations:
-                fired.append(Fired(
-                    "performance",
-                    f"{performance.metric} {value:.4g} < {performance.threshold:g} for {streak} evaluations",
-                ))
+                fired.append(
+                    Fired(
+                        "performance",
+                        f"{performance.metric} {value:.4g} < {performance.threshold:g} for {streak} evaluations",
+                    )
+                )
         elif value is not None:
             streak, armed_perf = 0, True
     drift = spec.triggers.drift
@@ -75,10 +77,12 @@ def monitor_triggers(
 
 def disarmed(state: TriggerState, fired: Sequence[Fired]) -> TriggerState:
     types = {f.type for f in fired}
-    return state.model_copy(update={
-        "performance_armed": state.performance_armed and "performance" not in types,
-        "drift_armed": state.drift_armed and "drift" not in types,
-    })
+    return state.model_copy(
+        update={
+            "performance_armed": state.performance_armed and "performance" not in types,
+            "drift_armed": state.drift_armed and "drift" not in types,
+        }
+    )
 
 
 def next_schedule(spec: RetrainPolicySpec, after: datetime) -> datetime | None:
