@@ -293,8 +293,8 @@ class World:
             self.apply(next((a for a in actions if isinstance(a, CanaryPlan)), None))
         return []
 
-    def _decide(self, *args: Any) -> CanaryDecision:
-        decision = CANARY_TICK.decide(*args)
+    def _decide(self, *args: Any, **kwargs: Any) -> CanaryDecision:
+        decision = CANARY_TICK.decide(*args, **kwargs)
         self.results.append(decision)
         return decision
 

@@ -13,7 +13,6 @@ from modelpilot.api import CANARY_RELEASE, GROUP, VERSION
 from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus
 from modelpilot.reconcile import ReleaseRef
 from modelpilot.reconcile.canary import (
-    CanaryDecision,
     CanaryObservations,
     decide_canary,
 )
@@ -35,18 +34,9 @@ async def _observe(
     return await CLUSTER.observe_canary(spec, status, ref=ref, now=now)
 
 
-def _decide(
-    spec: CanaryReleaseSpec,
-    status: CanaryReleaseStatus,
-    obs: CanaryObservations,
-    ref: ReleaseRef,
-    generation: int | None,
-    now: datetime,
-) -> CanaryDecision:
-    return decide_canary(spec, status, obs, ref=ref, generation=generation, now=now)
-
-
-CANARY_TICK = TickSteps(kind=CANARY_RELEASE, ref=ReleaseRef, observe=_observe, decide=_decide, apply=CLUSTER.apply_canary_actions)
+CANARY_TICK = TickSteps(
+    kind=CANARY_RELEASE, ref=ReleaseRef, observe=_observe, decide=decide_canary, apply=CLUSTER.apply_canary_actions
+)
 
 
 # A failed tick is retried at the next tick, not after kopf's default minute of backoff.

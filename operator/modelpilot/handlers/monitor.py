@@ -40,10 +40,13 @@ def _decide(
     spec: ModelMonitorSpec,
     status: ModelMonitorStatus,
     obs: MonitorObservations,
+    /,
+    *,
     ref: MonitorRef,
     generation: int | None,
     now: datetime,
 ) -> MonitorDecision:
+    # A monitor's decision needs no identity: its only effects are status, Events and gauges.
     return decide_monitor(spec, status, obs, generation=generation, now=now)
 
 

@@ -12,7 +12,6 @@ from modelpilot.api import GROUP, RETRAIN_POLICY, VERSION
 from modelpilot.api.retrain import RetrainPolicySpec, RetrainPolicyStatus
 from modelpilot.reconcile import PolicyRef
 from modelpilot.reconcile.retrain import (
-    RetrainDecision,
     RetrainObservations,
     decide_retrain,
 )
@@ -31,18 +30,7 @@ async def _observe(
     return await observe_retrain(spec, status, namespace=ref.namespace, annotations=annotations)
 
 
-def _decide(
-    spec: RetrainPolicySpec,
-    status: RetrainPolicyStatus,
-    obs: RetrainObservations,
-    ref: PolicyRef,
-    generation: int | None,
-    now: datetime,
-) -> RetrainDecision:
-    return decide_retrain(spec, status, obs, ref=ref, generation=generation, now=now)
-
-
-RETRAIN_TICK = TickSteps(kind=RETRAIN_POLICY, ref=PolicyRef, observe=_observe, decide=_decide, apply=apply_retrain_actions)
+RETRAIN_TICK = TickSteps(kind=RETRAIN_POLICY, ref=PolicyRef, observe=_observe, decide=decide_retrain, apply=apply_retrain_actions)
 
 
 @kopf.timer(GROUP, VERSION, RETRAIN_POLICY.plural, interval=TICK_SECONDS, id="reconcile-retrainpolicy")

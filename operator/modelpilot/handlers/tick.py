@@ -12,6 +12,7 @@ missing asks for it again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,19 @@ class Cluster(Protocol):
     def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None: ...
 
 
+SpecIn = TypeVar("SpecIn", bound=ApiModel, contravariant=True)
+ObsIn = TypeVar("ObsIn", contravariant=True)
+RefIn = TypeVar("RefIn", bound=OwnerRef, contravariant=True)
+
+
+class Decide(Protocol[SpecIn, StatusT, ObsIn, ActionT, RefIn]):
+    """A kind's pure decision, as ``reconcile`` spells it for every kind."""
+
+    def __call__(
+        self, spec: SpecIn, previous: StatusT, observations: ObsIn, /, *, ref: RefIn, generation: int | None, now: datetime
+    ) -> Decision[StatusT, ActionT]: ...
+
+
 def _always_due(status: Any, generation: int | None, now: datetime) -> bool:
     return True
 
@@ -68,7 +82,7 @@ class TickSteps(Generic[SpecT, StatusT, ObsT, ActionT, RefT]):
     kind: Kind[SpecT, StatusT]
     ref: type[RefT]
     observe: Callable[[SpecT, StatusT, RefT, Mapping[str, str], datetime], Awaitable[ObsT]]
-    decide: Callable[[SpecT, StatusT, ObsT, RefT, int | None, datetime], Decision[StatusT, ActionT]]
+    decide: Decide[SpecT, StatusT, ObsT, ActionT, RefT]
     apply: Callable[[SpecT, RefT, Sequence[ActionT]], Awaitable[list[str]]]
     due: Callable[[StatusT, int | None, datetime], bool] = _always_due
     publish: Callable[[RefT, SpecT, StatusT], None] | None = None
@@ -100,7 +114,9 @@ async def run_tick(
         return None  # the timer's body was older than what is stored, and the stored one is not due
     observations = await steps.observe(spec, previous, ref, stored_meta.get("annotations") or {}, now)
     # Decisions can be CPU work (statistics): keep them off the loop that serves every resource.
-    decision = await asyncio.to_thread(steps.decide, spec, previous, observations, ref, generation, now)
+    decision = await asyncio.to_thread(
+        functools.partial(steps.decide, spec, previous, observations, ref=ref, generation=generation, now=now)
+    )
     patch = merge_patch(stored_status, decision.status.to_body())
     if patch and not await cluster.write_status(steps.kind, ref, stored_meta["resourceVersion"], patch):
         return None

@@ -24,6 +24,7 @@ from .builders import build_canary, build_training_job
 from .gate import register_and_compare
 from .observations import CreateCanary, CreateJob, RetrainAction, RetrainObservations
 from .records import conditions, finish
+from .step import PolicyStep
 from .triggers import Fired, disarmed, manual_token, monitor_triggers, next_schedule
 
 __all__ = ["RetrainDecision", "decide_retrain"]
@@ -41,8 +42,7 @@ def decide_retrain(
     now: datetime,
 ) -> RetrainDecision:
     """The next status and actions of a policy."""
-    actions: list[RetrainAction] = []
-    events: list[EventToPost] = []
+    step = PolicyStep(spec, obs, ref, now)
     trigger_state, fired = monitor_triggers(spec, status.triggers, obs.monitor)
     update: dict[str, Any] = {"triggers": trigger_state, "observed_generation": generation}
 
@@ -83,89 +83,78 @@ def decide_retrain(
                 last_trigger=TriggerRecord(type=run.trigger, reason=run.reason, time=now),
             )
             message = f"training run {number} ({run.trigger}): Job {run.job}"
-            events.append(EventToPost("Normal", "RetrainTriggered", f"{run.reason}; Job {run.job}"))
+            step.events.append(EventToPost("Normal", "RetrainTriggered", f"{run.reason}; Job {run.job}"))
     if token is not None and token != status.handled_manual_request:
         update["handled_manual_request"] = token
 
     status = status.model_copy(update=update)
-    status, message = _progress(spec, status, obs, ref, now, actions, events, message)
+    status, message = _progress(step, status, message)
     status = status.model_copy(update={"conditions": conditions(status, message, now, generation)})
-    return Decision(status=status, actions=actions, events=events)
+    return Decision(status=status, actions=step.actions, events=step.events)
 
 
-def _progress(
-    spec: RetrainPolicySpec,
-    status: RetrainPolicyStatus,
-    obs: RetrainObservations,
-    owner: PolicyRef,
-    now: datetime,
-    actions: list[RetrainAction],
-    events: list[EventToPost],
-    message: str,
-) -> tuple[RetrainPolicyStatus, str]:
+def _progress(step: PolicyStep, status: RetrainPolicyStatus, message: str) -> tuple[RetrainPolicyStatus, str]:
     run = status.current_run
     if status.phase == "Training" and run is not None:
-        job = obs.job
+        job = step.obs.job
         if job is None or job.state == "Missing":
-            actions.append(CreateJob(build_training_job(spec, owner, run, now)))
+            step.actions.append(CreateJob(build_training_job(step.spec, step.owner, run, step.now)))
             return status, f"starting Job {run.job}"
         if job.state == "Active":
             return status, f"Job {run.job} is running (attempt {run.attempt})"
         if job.state == "Failed":
-            if run.attempt <= spec.training.retries:
+            if run.attempt <= step.spec.training.retries:
                 retry = run.model_copy(
-                    update={"attempt": run.attempt + 1, "job": f"{owner.name}-{run.number}-{run.attempt + 1}", "started": now}
+                    update={
+                        "attempt": run.attempt + 1,
+                        "job": f"{step.owner.name}-{run.number}-{run.attempt + 1}",
+                        "started": step.now,
+                    }
                 )
-                events.append(
+                step.events.append(
                     EventToPost("Warning", "TrainingFailed", f"Job {run.job} failed: {job.message}; retrying as {retry.job}")
                 )
-                actions.append(CreateJob(build_training_job(spec, owner, retry, now)))
+                step.actions.append(CreateJob(build_training_job(step.spec, step.owner, retry, step.now)))
                 return status.model_copy(update={"current_run": retry}), f"retrying: Job {retry.job}"
             text = f"Job {run.job} failed: {job.message}"
-            events.append(EventToPost("Warning", "TrainingFailed", text))
-            return finish(status, now, "Failed", text), f"Failed: {text}"
+            step.events.append(EventToPost("Warning", "TrainingFailed", text))
+            return finish(status, step.now, "Failed", text), f"Failed: {text}"
         status = status.model_copy(update={"phase": "Registering"})
     if status.phase == "Registering" and run is not None:
-        status, message = register_and_compare(spec, status, obs, owner, now, actions, events)
+        status, message = register_and_compare(step, status)
     if status.phase == "AwaitingApproval":
-        approved = status.candidate_version in {spec.deployment.approve_version, obs.approve_annotation}
+        approved = status.candidate_version in {step.spec.deployment.approve_version, step.obs.approve_annotation}
         if not approved:
             return status, f"version {status.candidate_version} passed the gate and awaits approval"
         status = status.model_copy(update={"phase": "Deploying"})
     if status.phase == "Deploying":
-        return _deploying(spec, status, obs, owner, now, actions, events)
+        return _deploying(step, status)
     return status, message
 
 
-def _deploying(
-    spec: RetrainPolicySpec,
-    status: RetrainPolicyStatus,
-    obs: RetrainObservations,
-    owner: PolicyRef,
-    now: datetime,
-    actions: list[RetrainAction],
-    events: list[EventToPost],
-) -> tuple[RetrainPolicyStatus, str]:
+def _deploying(step: PolicyStep, status: RetrainPolicyStatus) -> tuple[RetrainPolicyStatus, str]:
     version = status.candidate_version
     assert version is not None
     try:
-        manifest = build_canary(spec, owner, version)
+        manifest = build_canary(step.spec, step.owner, version)
     except SpecError as err:
         text = f"cannot hand version {version} to a canary: {err}"
-        events.append(EventToPost("Warning", "InvalidCanaryTemplate", text))
-        return finish(status, now, "Failed", text), text
+        step.events.append(EventToPost("Warning", "InvalidCanaryTemplate", text))
+        return finish(status, step.now, "Failed", text), text
     name = manifest["metadata"]["name"]
     status = status.model_copy(update={"canary": name})
-    phase = obs.canary_phase
+    phase = step.obs.canary_phase
     if phase in (None, "Missing"):
-        actions.append(CreateCanary(manifest))
+        step.actions.append(CreateCanary(manifest))
         return status, f"creating CanaryRelease {name}"
     if phase == "Promoted":
-        events.append(EventToPost("Normal", "Promoted", f"version {version} promoted by CanaryRelease {name}"))
+        step.events.append(EventToPost("Normal", "Promoted", f"version {version} promoted by CanaryRelease {name}"))
         return finish(
-            status, now, "Promoted", f"version {version} promoted by CanaryRelease {name}"
+            status, step.now, "Promoted", f"version {version} promoted by CanaryRelease {name}"
         ), f"version {version} promoted"
     if phase in ("RolledBack", "Failed"):
-        events.append(EventToPost("Warning", "CanaryRolledBack", f"CanaryRelease {name} ended {phase}"))
-        return finish(status, now, "RolledBack", f"CanaryRelease {name} ended {phase}"), f"CanaryRelease {name} ended {phase}"
+        step.events.append(EventToPost("Warning", "CanaryRolledBack", f"CanaryRelease {name} ended {phase}"))
+        return finish(
+            status, step.now, "RolledBack", f"CanaryRelease {name} ended {phase}"
+        ), f"CanaryRelease {name} ended {phase}"
     return status, f"CanaryRelease {name} is {phase}"

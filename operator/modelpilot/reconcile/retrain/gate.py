@@ -4,14 +4,14 @@ compare it with the champion metric by metric."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from modelpilot.api.retrain import MetricComparison, RetrainPolicySpec, RetrainPolicyStatus
 
 from ..decision import EventToPost
-from ..owners import PolicyRef
-from .observations import RUN_TAG, RegisterCandidate, RetrainAction, RetrainObservations
+from .observations import RUN_TAG, RegisterCandidate
 from .records import finish
+from .step import PolicyStep
 
 __all__ = ["compare_with_champion", "register_and_compare"]
 
@@ -58,46 +58,40 @@ def compare_with_champion(
     return rows, failures
 
 
-def register_and_compare(
-    spec: RetrainPolicySpec,
-    status: RetrainPolicyStatus,
-    obs: RetrainObservations,
-    owner: PolicyRef,
-    now: datetime,
-    actions: list[RetrainAction],
-    events: list[EventToPost],
-) -> tuple[RetrainPolicyStatus, str]:
+def register_and_compare(step: PolicyStep, status: RetrainPolicyStatus) -> tuple[RetrainPolicyStatus, str]:
     run = status.current_run
     assert run is not None
-    if obs.registry_error is not None:
-        return status, f"waiting for MLflow: {obs.registry_error}"
-    if obs.run is None:
-        if now - run.started > RUN_GRACE and obs.job is not None and obs.job.state == "Succeeded":
+    if step.obs.registry_error is not None:
+        return status, f"waiting for MLflow: {step.obs.registry_error}"
+    if step.obs.run is None:
+        if step.now - run.started > RUN_GRACE and step.obs.job is not None and step.obs.job.state == "Succeeded":
             text = f"Job {run.job} succeeded but no MLflow run is tagged {RUN_TAG}={run.job}"
-            events.append(EventToPost("Warning", "NoTrainingRun", text))
-            return finish(status, now, "Failed", text), f"Failed: {text}"
+            step.events.append(EventToPost("Warning", "NoTrainingRun", text))
+            return finish(status, step.now, "Failed", text), f"Failed: {text}"
         return status, f"looking for the MLflow run tagged {RUN_TAG}={run.job}"
-    status = status.model_copy(update={"current_run": run.model_copy(update={"mlflow_run_id": obs.run.run_id})})
-    if obs.candidate is None:
+    status = status.model_copy(update={"current_run": run.model_copy(update={"mlflow_run_id": step.obs.run.run_id})})
+    if step.obs.candidate is None:
         tags = {
             "modelpilot.dev/trigger": run.trigger,
-            "modelpilot.dev/policy": f"{owner.namespace}/{owner.name}",
+            "modelpilot.dev/policy": f"{step.owner.namespace}/{step.owner.name}",
             RUN_TAG: run.job,
         }
-        actions.append(RegisterCandidate(obs.run.run_id, tags))
-        return status, f"registering run {obs.run.run_id} as a version of {spec.model}"
-    comparison, failures = compare_with_champion(spec, obs.run.metrics, obs.champion.metrics if obs.champion else None)
+        step.actions.append(RegisterCandidate(step.obs.run.run_id, tags))
+        return status, f"registering run {step.obs.run.run_id} as a version of {step.spec.model}"
+    comparison, failures = compare_with_champion(
+        step.spec, step.obs.run.metrics, step.obs.champion.metrics if step.obs.champion else None
+    )
     status = status.model_copy(
         update={
-            "candidate_version": obs.candidate.version,
-            "champion_version": obs.champion.version if obs.champion else None,
+            "candidate_version": step.obs.candidate.version,
+            "champion_version": step.obs.champion.version if step.obs.champion else None,
             "comparison": comparison,
         }
     )
     if failures:
-        text = f"version {obs.candidate.version} rejected: {'; '.join(failures)}"
-        events.append(EventToPost("Warning", "CandidateRejected", text))
-        return finish(status, now, "Rejected", text), text
-    events.append(EventToPost("Normal", "CandidateReady", f"version {obs.candidate.version} passed the gate"))
-    next_phase = "Deploying" if spec.deployment.auto else "AwaitingApproval"
-    return status.model_copy(update={"phase": next_phase}), f"version {obs.candidate.version} passed the gate"
+        text = f"version {step.obs.candidate.version} rejected: {'; '.join(failures)}"
+        step.events.append(EventToPost("Warning", "CandidateRejected", text))
+        return finish(status, step.now, "Rejected", text), text
+    step.events.append(EventToPost("Normal", "CandidateReady", f"version {step.obs.candidate.version} passed the gate"))
+    next_phase = "Deploying" if step.spec.deployment.auto else "AwaitingApproval"
+    return status.model_copy(update={"phase": next_phase}), f"version {step.obs.candidate.version} passed the gate"
