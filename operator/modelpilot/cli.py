@@ -181,6 +181,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_gpu_exporter(args: argparse.Namespace) -> int:
+    from modelpilot.gpu_exporter import run
+
+    return run(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelpilot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -253,6 +259,16 @@ def _parser() -> argparse.ArgumentParser:
     crds.add_argument("-o", "--output", type=Path, default=Path("crds"), help="directory, or - for stdout")
     crds.add_argument("--check", action="store_true", help="fail if the files in the directory are out of date")
     crds.set_defaults(func=_cmd_crds)
+    from modelpilot.gpu_exporter import add_arguments as add_gpu_exporter_arguments
+
+    gpu_exporter = commands.add_parser(
+        "gpu-exporter",
+        help="serve this node's NVIDIA GPU metrics under the DCGM exporter's names (NVML)",
+        description="Serves DCGM_FI_DEV_* series with DCGM's labels, and per-process GPU memory with pod UID and "
+        "container ID. Without NVML it serves modelpilot_gpu_exporter_up 0; --once prints one exposition and exits 1.",
+    )
+    add_gpu_exporter_arguments(gpu_exporter)
+    gpu_exporter.set_defaults(func=_cmd_gpu_exporter)
     return parser
 
 
