@@ -34,6 +34,7 @@ from modelpilot.reconcile.canary import (
     HookAnswer,
     MetricAnswer,
     Notification,
+    answers_by_type,
     candidate_name,
     observation_needs,
 )
@@ -159,13 +160,7 @@ class CanaryCluster:
         answers = await asyncio.gather(
             *(call_webhook(self.kube, namespace, h.secret, h.key, h.payload, h.timeout) for h in needs.hooks)
         )
-        by_type: dict[str, list[HookAnswer]] = {}
-        for hook, answer in zip(needs.hooks, answers):
-            by_type.setdefault(hook.type, []).append(answer)
-        return {
-            type_: HookAnswer(all(a.ok for a in got), "; ".join(a.message for a in got if not a.ok) or got[0].message)
-            for type_, got in by_type.items()
-        }
+        return answers_by_type(needs.hooks, answers)
 
     # -- acting ------------------------------------------------------------------------------
 

@@ -21,9 +21,7 @@ ACCURACY = AnalysisMetric(name="accuracy", builtin="accuracy", threshold_range={
 HEALTHY = Behaviour()
 
 
-def answer(
-    make, candidate: Behaviour, n_candidate: float, stable: Behaviour = HEALTHY, n_stable: float = 2000
-) -> MetricAnswer:
+def answer(make, candidate: Behaviour, n_candidate: float, stable: Behaviour = HEALTHY, n_stable: float = 2000) -> MetricAnswer:
     return MetricAnswer(
         QueryOutcome("c", samples=tuple(make(n_candidate, candidate))), QueryOutcome("s", samples=tuple(make(n_stable, stable)))
     )

@@ -17,6 +17,7 @@ from .observations import (
     MetricAnswer,
     MetricQueries,
     Notification,
+    answers_by_type,
 )
 from .routes import (
     HTTPROUTE,
@@ -46,6 +47,7 @@ __all__ = [
     "MetricQueries",
     "Notification",
     "RouteObject",
+    "answers_by_type",
     "build_candidate_deployment",
     "build_candidate_service",
     "candidate_name",

@@ -3,7 +3,7 @@ notifications): plain values that the sources fill in and carry out."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ __all__ = [
     "MetricAnswer",
     "MetricQueries",
     "Notification",
+    "answers_by_type",
 ]
 
 RESTART_ANNOTATION = "modelpilot.dev/restartedAt"
@@ -165,3 +166,15 @@ class Notification:
 
 
 CanaryAction = CanaryPlan | Notification
+
+
+def answers_by_type(hooks: Sequence[HookCall], answers: Sequence[HookAnswer]) -> dict[str, HookAnswer]:
+    """One answer per hook type from the answers of each hook called: yes when every hook of
+    that type said yes; the message says what each one that said no answered."""
+    by_type: dict[str, list[HookAnswer]] = {}
+    for hook, answer in zip(hooks, answers, strict=True):
+        by_type.setdefault(hook.type, []).append(answer)
+    return {
+        type_: HookAnswer(all(a.ok for a in got), "; ".join(a.message for a in got if not a.ok) or got[0].message)
+        for type_, got in by_type.items()
+    }

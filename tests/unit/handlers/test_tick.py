@@ -1,0 +1,111 @@
+"""The one tick every kind runs: its order, and its conflict policy, against a recording cluster."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from modelpilot.api import MODEL_MONITOR, Kind
+from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus
+from modelpilot.handlers.tick import TickSteps, run_tick
+from modelpilot.reconcile import Decision, EventToPost, MonitorRef, OwnerRef
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+SPEC = {"model": {"name": "fraud"}, "prometheus": {"url": "http://prometheus:9090"}}
+
+
+class RecordingCluster:
+    """Stands in for the API server: serves one stored body and records what the tick does."""
+
+    def __init__(self, body: dict[str, Any], *, accept_writes: bool = True):
+        self.body, self.accept_writes = body, accept_writes
+        self.log: list[str] = []
+
+    async def read(self, kind: Kind[Any, Any], ref: OwnerRef) -> Mapping[str, Any]:
+        self.log.append("read")
+        return self.body
+
+    async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool:
+        self.log.append(f"write {resource_version} {sorted(patch)}")
+        return self.accept_writes
+
+    def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
+        self.log.append(f"event {event.reason}")
+
+
+def body(status: dict[str, Any] | None = None, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    meta = {"namespace": "ml", "name": "fraud", "uid": "u1", "generation": 2, "resourceVersion": "41"}
+    return {"metadata": meta, "spec": spec or SPEC, "status": status or {}}
+
+
+def steps(log: list[str], *, due: bool = True) -> TickSteps[ModelMonitorSpec, ModelMonitorStatus, str, str, MonitorRef]:
+    async def observe(
+        spec: ModelMonitorSpec, status: ModelMonitorStatus, ref: MonitorRef, annotations: Mapping[str, str], now: datetime
+    ) -> str:
+        log.append("observe")
+        return "seen"
+
+    def decide(
+        spec: ModelMonitorSpec,
+        previous: ModelMonitorStatus,
+        obs: str,
+        /,
+        *,
+        ref: MonitorRef,
+        generation: int | None,
+        now: datetime,
+    ) -> Decision[ModelMonitorStatus, str]:
+        log.append(f"decide {obs} generation {generation}")
+        status = previous.model_copy(update={"observed_generation": generation, "last_evaluation": now})
+        return Decision(status=status, actions=["create the Job"], events=[EventToPost("Normal", "Evaluated", "done")])
+
+    async def apply(spec: ModelMonitorSpec, ref: MonitorRef, actions: Sequence[str]) -> list[str]:
+        log.append(f"apply {list(actions)}")
+        return []
+
+    return TickSteps(kind=MODEL_MONITOR, ref=MonitorRef, observe=observe, decide=decide, apply=apply, due=lambda *_: due)
+
+
+async def test_status_is_written_before_the_actions_and_events() -> None:
+    cluster = RecordingCluster(body())
+    decision = await run_tick(steps(cluster.log), body(), cluster, logger=logging.getLogger("test"), now=NOW)
+    assert decision is not None and decision.status.observed_generation == 2
+    expected_write = sorted(decision.status.to_body())  # the stored status was empty: every key is new
+    assert cluster.log == [
+        "read",
+        "observe",
+        "decide seen generation 2",
+        f"write 41 {expected_write}",
+        "apply ['create the Job']",
+        "event Evaluated",
+    ]
+
+
+async def test_a_conflicting_write_keeps_nothing_of_the_tick() -> None:
+    cluster = RecordingCluster(body(), accept_writes=False)
+    decision = await run_tick(steps(cluster.log), body(), cluster, logger=logging.getLogger("test"), now=NOW)
+    assert decision is None
+    assert cluster.log[-1].startswith("write 41")  # tried, refused: no action, no Event after it
+
+
+async def test_a_resource_that_is_not_due_costs_no_request() -> None:
+    cluster = RecordingCluster(body())
+    assert await run_tick(steps(cluster.log, due=False), body(), cluster, logger=logging.getLogger("test"), now=NOW) is None
+    assert cluster.log == []
+
+
+async def test_an_invalid_spec_is_left_to_admission() -> None:
+    invalid = body(spec={"model": {}})
+    cluster = RecordingCluster(invalid)
+    assert await run_tick(steps(cluster.log), invalid, cluster, logger=logging.getLogger("test"), now=NOW) is None
+    assert cluster.log == ["read"]
+
+
+async def test_an_unchanged_status_is_not_written_but_actions_still_run() -> None:
+    written = ModelMonitorStatus(observed_generation=2, last_evaluation=NOW).to_body()
+    cluster = RecordingCluster(body(status=written))
+    await run_tick(steps(cluster.log), body(status=written), cluster, logger=logging.getLogger("test"), now=NOW)
+    assert not any(entry.startswith("write") for entry in cluster.log)
+    assert "apply ['create the Job']" in cluster.log
