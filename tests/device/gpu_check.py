@@ -87,7 +87,7 @@ SPIN:
 
 def load_with_torch(seconds: float) -> bool:
     try:
-        import torch  # type: ignore[import-not-found]
+        import torch  # type: ignore[import-not-found]  # present on some GPU machines only
     except Exception:
         return False
     if not torch.cuda.is_available():

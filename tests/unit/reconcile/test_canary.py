@@ -145,7 +145,7 @@ def test_no_data_follows_its_policy(policy: str, outcome: str) -> None:
             )
         return answers
 
-    world.answers = without_feedback  # type: ignore[method-assign]
+    world.answers = without_feedback  # type: ignore[method-assign]  # the world answers as told, this once without labels
     for _ in range(80):
         world.tick()
     assert world.status.phase == outcome
