@@ -39,6 +39,16 @@ def evaluated_after(cluster: Cluster, namespace: str, after: str | None) -> dict
     return None
 
 
+def columns_with_status(cluster: Cluster, namespace: str) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """`kubectl get mm` columns and the status they show, or None when an evaluation came between."""
+    before = status(cluster, namespace)
+    table = cluster.kubectl("get", "mm", MONITOR, "-n", namespace).stdout.splitlines()
+    after = status(cluster, namespace)
+    if before.get("lastEvaluation") != after.get("lastEvaluation"):
+        return None
+    return dict(zip(table[0].split(), table[1].split(), strict=True)), after
+
+
 def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
     operator: OperatorProcess, drift_prometheus: PrometheusServer, namespace: str
 ) -> None:
@@ -63,12 +73,12 @@ def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
     for type_ in DRIFT_EXPECTED["conditions"]:
         assert sum(r.startswith(type_) for r in reasons) == 1, (type_, reasons)
 
-    table = cluster.kubectl("get", "mm", MONITOR, "-n", namespace).stdout.splitlines()
-    header, row = table[0].split(), table[1].split()
-    columns = dict(zip(header, row))
+    # The columns show the latest evaluation (the window moves with time): compare them with the
+    # status they were printed from, one that did not change while kubectl read it.
+    columns, shown = wait_for(lambda: columns_with_status(cluster, namespace), timeout=60, what="a steady status")
     assert columns["VERSION"] == "3" and columns["READY"] == "True" and columns["DRIFTED"] == "3/6"
-    assert abs(float(columns["ACCURACY"]) - first["summary"]["accuracy"]) < 1e-6
-    assert float(columns["P99"]) == pytest.approx(first["summary"]["latencyP99"], rel=1e-6)
+    assert abs(float(columns["ACCURACY"]) - shown["summary"]["accuracy"]) < 1e-6
+    assert float(columns["P99"]) == pytest.approx(shown["summary"]["latencyP99"], rel=1e-6)
 
     labels = {"namespace": namespace, "monitor": MONITOR, "model": "fraud-detector"}
     assert operator.metric("modelpilot_feature_drifted", **labels, feature="amount") == 1.0
@@ -135,13 +145,17 @@ def test_missing_deployment_and_bad_query_are_reported_not_crashed(
     manifest = drift_monitor(drift_prometheus.url, name=MONITOR)
     manifest["spec"]["metrics"] = {"overrides": {"requests": "sum by (status) (rate(model_requests_total{$selector}[$window]"}}
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
-    # An unbalanced override is refused before it reaches Prometheus.
+    # An override that is not PromQL is refused before it reaches Prometheus.
     ready = wait_for(lambda: conditions(cluster, namespace).get("Ready"), timeout=60, what="Ready")
     assert ready == ("False", "InvalidSpec")
 
-    manifest["spec"]["metrics"] = {
-        "overrides": {"requests": "sum by (status) (nosuchfunction(model_requests_total{$selector}[$window]))"}
-    }
+    # Valid PromQL that Prometheus refuses when it runs: the right side has two series (success
+    # and error) for the one match group.
+    failing = (
+        "sum by (status) (increase(model_requests_total{$selector}[$window]))"
+        " * on() group_left() model_requests_total{$selector}"
+    )
+    manifest["spec"]["metrics"] = {"overrides": {"requests": failing}}
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
     wait_for(lambda: conditions(cluster, namespace).get("Ready", ("", ""))[1] == "QueryFailed", timeout=90, what="QueryFailed")
     got = conditions(cluster, namespace)
@@ -149,7 +163,7 @@ def test_missing_deployment_and_bad_query_are_reported_not_crashed(
     assert got["Healthy"] == ("Unknown", "DeploymentNotFound")
     assert got["DataDrift"] == ("True", "FeaturesDrifted")  # checks that do not need the bad query still run
     message = next(c["message"] for c in status(cluster, namespace)["conditions"] if c["type"] == "ErrorRateHigh")
-    assert "nosuchfunction" in message
+    assert "many-to-many" in message
     assert operator.running
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 
+import promql_parser
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
@@ -139,6 +140,7 @@ Duration = Annotated[
 
 
 PROMQL_PLACEHOLDERS = ("model", "version", "namespace", "window", "selector")
+_PROMQL_EXAMPLE = {"model": "m", "version": "1", "namespace": "ns", "window": "5m", "selector": 'model="m"'}
 
 
 def _check_promql(text: str) -> str:
@@ -154,15 +156,14 @@ def _check_promql(text: str) -> str:
             f"unknown placeholder(s) {sorted(unknown)} in PromQL template; "
             f"known: {', '.join('$' + p for p in PROMQL_PLACEHOLDERS)}"
         )
-    closers = {")": "(", "]": "[", "}": "{"}
-    stack: list[str] = []
-    for char in text:
-        if char in "([{":
-            stack.append(char)
-        elif char in closers and (not stack or stack.pop() != closers[char]):
-            raise ValueError(f"invalid PromQL template: unbalanced {char!r}")
-    if stack:
-        raise ValueError(f"invalid PromQL template: unclosed {stack[-1]!r}")
+    # Parsed as the query it will become, with a stand-in for each placeholder: a real parser
+    # catches what bracket counting cannot (unknown functions, wrong argument types) and accepts
+    # what it wrongly refused (brackets inside label values).
+    example = string.Template(text).substitute(_PROMQL_EXAMPLE)
+    try:
+        promql_parser.parse(example)
+    except ValueError as err:
+        raise ValueError(f"invalid PromQL: {err}") from None
     return text
 
 

@@ -26,7 +26,7 @@ from datetime import timedelta
 from modelpilot.api import format_duration
 from modelpilot.api.monitor import QUERY_NAMES
 
-__all__ = ["PRESETS", "Preset", "QUERY_NAMES", "render"]
+__all__ = ["PRESETS", "Preset", "QUERY_NAMES", "escape_label_value", "render"]
 
 
 # Quality and drift come from the modelpilot instrumentation, whatever serves the model.
@@ -136,6 +136,17 @@ def render(
     template = (overrides or {}).get(name) or preset.queries.get(name)
     if template is None:
         return None
-    values = {"model": model, "version": version or "", "namespace": namespace, "window": format_duration(window)}
+    # Values go inside double-quoted PromQL strings: escaped, a crafted version cannot end the string.
+    values = {
+        "model": escape_label_value(model),
+        "version": escape_label_value(version or ""),
+        "namespace": escape_label_value(namespace),
+        "window": format_duration(window),
+    }
     selector = string.Template(preset.selector + (preset.with_version if version else "")).substitute(values)
     return string.Template(template).substitute({**values, "selector": selector})
+
+
+def escape_label_value(value: str) -> str:
+    """``value`` as the inside of a double-quoted PromQL string (backslash, quote and newline escaped)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -42,7 +42,9 @@ PROMQL = TypeAdapter(PromQLTemplate)
 def test_promql_template_accepts_known_placeholders() -> None:
     text = "sum by (le) (rate(model_request_duration_seconds_bucket{$selector}[$window]))"
     assert PROMQL.validate_python(text) == text
-    assert PROMQL.validate_python('up{model="${model}",version="$version"} * $$') is not None
+    assert PROMQL.validate_python('up{model="${model}",version="$version",path=~"/v1$$"}') is not None
+    # Brackets inside label values are text, not structure.
+    assert PROMQL.validate_python('sum(rate(http_requests_total{path=")"}[$window]))') is not None
 
 
 @pytest.mark.parametrize(
@@ -50,8 +52,11 @@ def test_promql_template_accepts_known_placeholders() -> None:
     [
         ('rate(x{model="$modell"}[5m])', "unknown placeholder"),
         ("sum(rate(x[5m])", "unclosed"),
-        ("sum(rate(x[5m])))", "unbalanced"),
-        ("rate(x{a='b')[5m]", "unbalanced"),
+        ("sum(rate(x[5m])))", "invalid PromQL"),
+        ("rate(x{a='b')[5m]", "invalid PromQL"),
+        ("sum(nosuchfunction(x))", "unknown function"),
+        ("rate(x)", "invalid PromQL"),  # rate takes a range vector
+        ("up{$selector} or $window", "invalid PromQL"),
         ("x * $", "'\\$'"),
     ],
 )

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
+import promql_parser
 import pytest
 
 from modelpilot.api import MODEL_MONITOR, load_spec
@@ -64,3 +65,27 @@ def test_absolute_baseline_and_profile_baseline() -> None:
         MODEL_MONITOR, {**base, "mlflow": {"trackingUri": "http://mlflow:5000"}, "drift": {"baseline": {"mlflowProfile": True}}}
     )
     assert query_plan(profile, namespace="n", version="1", at=AT)[1] == []
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_query_is_valid_promql(preset: str) -> None:
+    for name in PRESETS[preset].queries:
+        promql = render(PRESETS[preset], name, model="m", version="1", namespace="n", window=timedelta(minutes=5))
+        assert promql is not None
+        promql_parser.parse(promql)
+
+
+@pytest.mark.parametrize(
+    "version",
+    ['3"} or vector(0) or up{x="', '3\\"} or vector(0)', "3\n", 'a"b\\c'],
+)
+def test_a_crafted_version_stays_a_label_value(version: str) -> None:
+    promql = render(PRESETS["generic"], "requests", model="m", version=version, namespace="n", window=timedelta(minutes=5))
+    assert promql is not None
+    parsed = promql_parser.parse(promql)
+    # Still one aggregation over one selector: nothing was appended to the query.
+    assert isinstance(parsed, promql_parser.AggregateExpr)
+    selector = parsed.expr.args[0].vector_selector if hasattr(parsed.expr, "args") else None
+    assert selector is not None
+    matchers = {m.name: m.value for m in selector.matchers.matchers}
+    assert matchers == {"model": "m", "version": version}
