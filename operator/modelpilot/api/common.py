@@ -6,6 +6,7 @@ names are the camelCase names users write in YAML.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Callable
@@ -78,8 +79,10 @@ class ApiModel(BaseModel):
     rules: ClassVar[tuple[Rule[Any], ...]] = ()
 
     def to_body(self) -> dict[str, Any]:
-        """The model as a Kubernetes body fragment: camelCase keys, no unset optional fields."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """The model as a Kubernetes body fragment: camelCase keys, no unset optional fields, and
+        no NaN or infinity (JSON has none, and the API server refuses a body that holds one)."""
+        body: dict[str, Any] = _finite_only(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return body
 
     @model_validator(mode="after")
     def _rules_hold(self) -> Self:
@@ -95,6 +98,19 @@ class ApiModel(BaseModel):
         if cls.rules:
             handler.resolve_ref_schema(schema)["x-kubernetes-validations"] = [rule.validation() for rule in cls.rules]
         return schema
+
+
+def _finite_only(value: Any) -> Any:
+    """``value`` without non-finite numbers: dropped from objects (an unset field), null in lists."""
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items() if not _non_finite(v)}
+    if isinstance(value, list):
+        return [None if _non_finite(v) else _finite_only(v) for v in value]
+    return value
+
+
+def _non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -205,6 +221,12 @@ class ResourceStatus(ApiModel):
 
     observed_generation: int | None = Field(default=None, description="The spec generation last acted on.")
     conditions: list[Condition] = Field(default_factory=list, description="Current state; Ready summarises.")
+    tick_errors: int = Field(
+        default=0, ge=0, description="Ticks in a row that ended in an unexpected error (Ready is Unknown with its class)."
+    )
+    retry_after: datetime | None = Field(
+        default=None, description="After an unexpected error, the next tick waits until then (backing off from 5s to 5m)."
+    )
 
 
 class LocalObjectReference(ApiModel):

@@ -15,8 +15,8 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import kopf
@@ -26,16 +26,21 @@ from modelpilot.api import (
     Kind,
     ResourceStatus,
     SpecError,
+    format_duration,
     load_spec,
     load_status,
     now_utc,
 )
-from modelpilot.reconcile import Decision, EventToPost, OwnerRef, merge_patch
+from modelpilot.reconcile import Decision, EventToPost, OwnerRef, merge_patch, set_condition
 from modelpilot.sources.kubernetes import get_resource, write_status
 
 from .metrics import STATES
 
 __all__ = ["Cluster", "KubeCluster", "TickLogger", "TickSteps", "no_actions", "run_tick"]
+
+#: Backoff after a tick that ended in an unexpected error: doubling from the first to the most.
+FIRST_RETRY = timedelta(seconds=5)
+MAX_RETRY = timedelta(minutes=5)
 
 #: The logger kopf hands a handler.
 TickLogger = logging.Logger | logging.LoggerAdapter[Any]
@@ -100,7 +105,7 @@ async def run_tick(
     (not due, an invalid spec, which admission reports, or a conflicting write)."""
     now = now or now_utc()
     meta = body["metadata"]
-    if not steps.due(load_status(steps.kind, body.get("status")), meta.get("generation"), now):
+    if not _due(steps, load_status(steps.kind, body.get("status")), meta.get("generation"), now):
         return None
     ref = steps.ref(meta["namespace"], meta["name"], meta["uid"])
     stored = await cluster.read(steps.kind, ref)
@@ -110,13 +115,19 @@ async def run_tick(
         return None
     stored_meta, stored_status = stored["metadata"], stored.get("status") or {}
     previous, generation = load_status(steps.kind, stored_status), stored_meta.get("generation")
-    if not steps.due(previous, generation, now):
+    if not _due(steps, previous, generation, now):
         return None  # the timer's body was older than what is stored, and the stored one is not due
-    observations = await steps.observe(spec, previous, ref, stored_meta.get("annotations") or {}, now)
-    # Decisions can be CPU work (statistics): keep them off the loop that serves every resource.
-    decision = await asyncio.to_thread(
-        functools.partial(steps.decide, spec, previous, observations, ref=ref, generation=generation, now=now)
-    )
+    try:
+        observations = await steps.observe(spec, previous, ref, stored_meta.get("annotations") or {}, now)
+        # Decisions can be CPU work (statistics): keep them off the loop that serves every resource.
+        decision = await asyncio.to_thread(
+            functools.partial(steps.decide, spec, previous, observations, ref=ref, generation=generation, now=now)
+        )
+        if previous.tick_errors:
+            decision = replace(decision, status=decision.status.model_copy(update={"tick_errors": 0, "retry_after": None}))
+    except Exception as err:  # an answer nobody foresaw, or a bug: said in status, never a frozen one
+        logger.exception("tick failed; Ready is Unknown until a tick succeeds")
+        decision = Decision(status=_failed(previous, err, generation, now))
     patch = merge_patch(stored_status, decision.status.to_body())
     if patch and not await cluster.write_status(steps.kind, ref, stored_meta["resourceVersion"], patch):
         return None
@@ -128,6 +139,29 @@ async def run_tick(
     if steps.publish is not None:
         steps.publish(ref, spec, decision.status)
     return decision
+
+
+def _due(steps: TickSteps[Any, StatusT, Any, Any, Any], status: StatusT, generation: int | None, now: datetime) -> bool:
+    if status.retry_after is not None and now < status.retry_after and status.observed_generation == generation:
+        return False  # backing off after an unexpected error; a changed spec is tried at once
+    return steps.due(status, generation, now)
+
+
+def _failed(previous: StatusT, error: Exception, generation: int | None, now: datetime) -> StatusT:
+    """``previous`` with Ready Unknown naming the error, and the next try backed off."""
+    errors = previous.tick_errors + 1
+    delay = min(MAX_RETRY, FIRST_RETRY * 2 ** min(errors - 1, 16))
+    conditions = set_condition(
+        previous.conditions,
+        "Ready",
+        "Unknown",
+        "TickFailed",
+        f"{type(error).__name__}: {error}; retrying in {format_duration(delay)}",
+        now=now,
+        generation=generation,
+    )
+    update = {"conditions": conditions, "tick_errors": errors, "retry_after": now + delay, "observed_generation": generation}
+    return previous.model_copy(update=update)
 
 
 async def no_actions(spec: Any, ref: OwnerRef, actions: Sequence[Any]) -> list[str]:

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+import math
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from modelpilot.api import ApiModel, format_duration, parse_duration
+from modelpilot.api.canary import CanaryAnalysisRecord, CanaryReleaseStatus
 from modelpilot.api.common import PromQLTemplate, Rule
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -84,3 +89,17 @@ def test_a_rule_is_one_cel_rule_and_one_python_check_with_one_message() -> None:
     [error] = caught.value.errors()
     assert error["msg"] == "end must come after start"
     assert error["ctx"]["field_path"] == ".end"
+
+
+def test_a_body_never_holds_a_non_finite_number() -> None:
+    status = CanaryReleaseStatus(
+        actual_weight=math.inf,
+        last_analysis=[
+            CanaryAnalysisRecord(metric="custom", time=NOW, verdict="Fail", value=math.inf, baseline=-math.inf, pvalue=math.nan)
+        ],
+    )
+    body = status.to_body()
+    # Strict JSON, as the API server reads it: Infinity and NaN would be refused.
+    json.dumps(body, allow_nan=False)
+    assert "actualWeight" not in body
+    assert body["lastAnalysis"][0] == {"metric": "custom", "time": "2026-03-01T00:00:00Z", "verdict": "Fail", "message": ""}

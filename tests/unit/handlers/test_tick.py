@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelpilot.api import MODEL_MONITOR, Kind
@@ -22,6 +23,7 @@ class RecordingCluster:
     def __init__(self, body: dict[str, Any], *, accept_writes: bool = True):
         self.body, self.accept_writes = body, accept_writes
         self.log: list[str] = []
+        self.written: list[dict[str, Any]] = []
 
     async def read(self, kind: Kind[Any, Any], ref: OwnerRef) -> Mapping[str, Any]:
         self.log.append("read")
@@ -29,6 +31,7 @@ class RecordingCluster:
 
     async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool:
         self.log.append(f"write {resource_version} {sorted(patch)}")
+        self.written.append({**self.body.get("status", {}), **patch})
         return self.accept_writes
 
     def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
@@ -109,3 +112,43 @@ async def test_an_unchanged_status_is_not_written_but_actions_still_run() -> Non
     await run_tick(steps(cluster.log), body(status=written), cluster, logger=logging.getLogger("test"), now=NOW)
     assert not any(entry.startswith("write") for entry in cluster.log)
     assert "apply ['create the Job']" in cluster.log
+
+
+async def test_an_unexpected_error_says_so_in_ready_and_backs_off() -> None:
+    log: list[str] = []
+    broken = replace(steps(log), decide=_raising)
+    cluster = RecordingCluster(body())
+    logger = logging.getLogger("test")
+    await run_tick(broken, body(), cluster, logger=logger, now=NOW)
+    written = cluster.log[-1]
+    assert written.startswith("write 41") and "retryAfter" in written and "tickErrors" in written
+    failed = ModelMonitorStatus.model_validate(cluster.written[-1])
+    ready = next(c for c in failed.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("Unknown", "TickFailed")
+    assert ready.message == "OverflowError: a number nobody foresaw; retrying in 5s"
+    assert failed.tick_errors == 1 and failed.retry_after == NOW + timedelta(seconds=5)
+
+    # Until then no tick asks anything; the second failure waits twice as long.
+    stored = body(status=failed.to_body())
+    cluster = RecordingCluster(stored)
+    assert await run_tick(broken, stored, cluster, logger=logger, now=NOW + timedelta(seconds=4)) is None
+    assert cluster.log == []
+    await run_tick(broken, stored, cluster, logger=logger, now=NOW + timedelta(seconds=5))
+    again = ModelMonitorStatus.model_validate(cluster.written[-1])
+    assert again.tick_errors == 2 and again.retry_after == NOW + timedelta(seconds=15)
+
+    # A changed spec is tried at once.
+    changed = body(status=again.to_body())
+    changed["metadata"]["generation"] = 3
+    cluster = RecordingCluster(changed)
+    await run_tick(broken, changed, cluster, logger=logger, now=NOW + timedelta(seconds=6))
+    assert cluster.log[0] == "read"
+
+    # A tick that succeeds clears the backoff.
+    cluster = RecordingCluster(body(status=again.to_body()))
+    decision = await run_tick(steps(log), body(status=again.to_body()), cluster, logger=logger, now=NOW + timedelta(seconds=15))
+    assert decision is not None and decision.status.tick_errors == 0 and decision.status.retry_after is None
+
+
+def _raising(*args: Any, **kwargs: Any) -> Decision[ModelMonitorStatus, str]:
+    raise OverflowError("a number nobody foresaw")
