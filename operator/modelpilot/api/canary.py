@@ -408,6 +408,11 @@ class CanaryReleaseStatus(ResourceStatus):
     rollback: RollbackReason | None = None
     promotion: PromotionProgress | None = None
     hooks_done: list[HookType] = Field(default_factory=list, description="Gates passed and hooks delivered.")
+    settled: bool = Field(
+        default=False,
+        description="The release is over and cleaned up (candidate at zero, hooks delivered, alias restored): "
+        "no tick runs until the spec changes.",
+    )
     history: list[ReleaseRecord] = Field(
         default_factory=list, max_length=20, description="Finished releases, newest last, at most 20."
     )

@@ -15,6 +15,7 @@ from modelpilot.reconcile import ReleaseRef
 from modelpilot.reconcile.canary import (
     CanaryObservations,
     decide_canary,
+    is_due,
 )
 from modelpilot.sources.canary import CanaryCluster
 from modelpilot.sources.kubernetes import KubernetesReader
@@ -35,7 +36,12 @@ async def _observe(
 
 
 CANARY_TICK = TickSteps(
-    kind=CANARY_RELEASE, ref=ReleaseRef, observe=_observe, decide=decide_canary, apply=CLUSTER.apply_canary_actions
+    kind=CANARY_RELEASE,
+    ref=ReleaseRef,
+    observe=_observe,
+    decide=decide_canary,
+    apply=CLUSTER.apply_canary_actions,
+    due=is_due,
 )
 
 

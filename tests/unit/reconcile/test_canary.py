@@ -10,7 +10,7 @@ import pytest
 
 from modelpilot.api.canary import CanaryReleaseStatus
 from modelpilot.reconcile import find_condition
-from modelpilot.reconcile.canary import RESTART_ANNOTATION, CanaryObservations, decide_canary, observation_needs
+from modelpilot.reconcile.canary import RESTART_ANNOTATION, CanaryObservations, decide_canary, is_due, observation_needs
 from tests.support.canary_world import REF, START, Behaviour, World, notifications_of, plan_of, release_spec
 
 
@@ -357,3 +357,21 @@ def test_a_missing_stable_or_alias_holds_everything_and_says_so_once() -> None:
     no_alias = World(spec, alias_holder=None)
     no_alias.tick()
     assert condition(no_alias, "Ready") == ("False", "NoStableVersion") and plan_of(no_alias.results[-1]) is None
+
+
+@pytest.mark.parametrize("outcome", ["Promoted", "RolledBack"])
+def test_a_finished_release_settles_and_stays_quiet(outcome: str) -> None:
+    failing = Behaviour(error_rate=0.3) if outcome == "RolledBack" else Behaviour()
+    world = World(release_spec(), candidate_behaviour=failing)
+    world.run_until(outcome)
+    assert not world.status.settled  # the candidate still has pods: the plan must scale it down first
+    for _ in range(10):
+        if world.status.settled:
+            break
+        world.tick()
+    assert world.status.settled and world.candidate is not None and world.candidate["spec"]["replicas"] == 0
+    decided = len(world.results)
+    for _ in range(5):
+        world.tick()
+    assert len(world.results) == decided  # no tick decided anything, nor applied anything
+    assert is_due(world.status, 2, START) and not is_due(world.status, 1, START)  # a changed spec ticks again

@@ -2,7 +2,7 @@
 true in the cluster, the analysis of each check, and the objects a release owns."""
 
 from .decide import CONDITION_TYPES, CanaryDecision, decide_canary
-from .needs import observation_needs
+from .needs import is_due, observation_needs
 from .objects import build_candidate_deployment, build_candidate_service
 from .observations import (
     RESTART_ANNOTATION,
@@ -53,6 +53,7 @@ __all__ = [
     "candidate_name",
     "candidate_replicas",
     "decide_canary",
+    "is_due",
     "observation_needs",
     "weighted_http_route",
     "weighted_virtual_service",

@@ -16,11 +16,16 @@ from .analysis import metric_queries
 from .observations import CanaryNeeds, HookCall
 from .routes import candidate_name
 
-__all__ = ["GATES", "NOTIFICATIONS", "TERMINAL", "observation_needs"]
+__all__ = ["GATES", "NOTIFICATIONS", "TERMINAL", "is_due", "observation_needs"]
 
 TERMINAL = ("Promoted", "RolledBack")
 GATES: tuple[HookType, ...] = ("confirm-rollout", "pre-rollout")
 NOTIFICATIONS: dict[str, tuple[HookType, ...]] = {"Promoted": ("post-rollout",), "RolledBack": ("rollback", "post-rollout")}
+
+
+def is_due(status: CanaryReleaseStatus, generation: int | None, now: datetime) -> bool:
+    """Tick now? Always, but for a settled release whose spec has not changed since: it stays quiet."""
+    return not (status.settled and status.observed_generation == generation)
 
 
 def committed(status: CanaryReleaseStatus) -> bool:

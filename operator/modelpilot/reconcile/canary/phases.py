@@ -220,8 +220,7 @@ class ReleaseTick:
                     weight=s.canary_weight or 0,
                     time=self.now,
                     message=(
-                        f"{counters.consecutive_query_error} checks in a row could not query at {self.where()}: "
-                        f"{failing.message}"
+                        f"{counters.consecutive_query_error} checks in a row could not query at {self.where()}: {failing.message}"
                     ),
                 )
             )
@@ -376,6 +375,14 @@ class ReleaseTick:
             previous = promotion.previous_alias_version or "none"
             self.event("Normal", "AliasRestored", f"MLflow alias {self.spec.alias!r} points at version {previous} again")
             self.update(promotion=promotion.model_copy(update={"alias_recorded": False, "alias_moved": False}))
+        s, candidate = self.status, self.obs.candidate
+        hooks = [h for h in NOTIFICATIONS[s.phase or ""] if configured(self.spec, h)]
+        self.update(
+            settled=not restoring_alias(s)
+            and all(h in s.hooks_done for h in hooks)
+            and (candidate is None or (candidate.replicas == 0 and candidate.ready == 0))
+            and (self.obs.actual_weight or 0.0) < 0.5
+        )
 
 
 def _counted(counters: CheckCounters, outcome: CheckVerdict) -> CheckCounters:
