@@ -61,13 +61,43 @@ __all__ = [
 ]
 
 DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75,
-    1.0, 2.5, 5.0, 10.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 """Seconds, 1 ms to 10 s, dense around the 50-300 ms where latency objectives usually sit."""
 
 DEFAULT_FEATURE_BUCKETS: tuple[float, ...] = (
-    -100.0, -10.0, -5.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0, 10000.0,
+    -100.0,
+    -10.0,
+    -5.0,
+    -2.0,
+    -1.0,
+    -0.5,
+    0.0,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    100.0,
+    1000.0,
+    10000.0,
 )
 """Coarse, scale-free bounds for features without their own. Drift tests can only see shifts
 between bucket edges, so give each numerical feature bounds from its training data (for
@@ -211,34 +241,37 @@ class ModelMetrics:
         latency = _check_bounds(latency_buckets or DEFAULT_LATENCY_BUCKETS, "latency_buckets")
         batch = _check_bounds(batch_buckets or DEFAULT_BATCH_BUCKETS, "batch_buckets")
         # Validated before anything is registered, so a bad bound leaves the registry as it was.
-        self._features = _FeatureHistograms(
-            self.model, self.version, feature_buckets or {}, default_feature_buckets
-        )
+        self._features = _FeatureHistograms(self.model, self.version, feature_buckets or {}, default_feature_buckets)
         reg = self.registry
 
         self._duration = Histogram(
-            "model_request_duration_seconds", "Time to answer a prediction request.",
-            labels, buckets=latency, registry=reg,
+            "model_request_duration_seconds",
+            "Time to answer a prediction request.",
+            labels,
+            buckets=latency,
+            registry=reg,
         ).labels(*mv)
-        self._requests = Counter(
-            "model_requests_total", "Prediction requests by outcome.", (*labels, "status"), registry=reg
-        )
+        self._requests = Counter("model_requests_total", "Prediction requests by outcome.", (*labels, "status"), registry=reg)
         self._success = self._requests.labels(*mv, "success")
         self._error = self._requests.labels(*mv, "error")
-        self._predictions = Counter(
-            "model_predictions_total", "Predicted classes.", (*labels, "class"), registry=reg
-        )
+        self._predictions = Counter("model_predictions_total", "Predicted classes.", (*labels, "class"), registry=reg)
         self._feedback = Counter(
-            "model_feedback_total", "Ground truth that arrived for earlier predictions.",
-            (*labels, "predicted", "actual", "group"), registry=reg,
+            "model_feedback_total",
+            "Ground truth that arrived for earlier predictions.",
+            (*labels, "predicted", "actual", "group"),
+            registry=reg,
         )
         self._categories = Counter(
-            "model_feature_category_total", "Categorical feature values seen in prediction requests.",
-            (*labels, "feature", "category"), registry=reg,
+            "model_feature_category_total",
+            "Categorical feature values seen in prediction requests.",
+            (*labels, "feature", "category"),
+            registry=reg,
         )
         self._missing = Counter(
-            "model_feature_missing_total", "Feature values that were None, NaN or infinite.",
-            (*labels, "feature"), registry=reg,
+            "model_feature_missing_total",
+            "Feature values that were None, NaN or infinite.",
+            (*labels, "feature"),
+            registry=reg,
         )
         self._batch = Histogram(
             "model_batch_size", "Instances per prediction request.", labels, buckets=batch, registry=reg
@@ -295,10 +328,7 @@ class ModelMetrics:
             elif kind is float:
                 self._features.observe(str(feature), float(value))
             else:
-                raise TypeError(
-                    f"feature {feature!r}: expected a number, a string, a bool or None, "
-                    f"not {type(value).__name__}"
-                )
+                raise TypeError(f"feature {feature!r}: expected a number, a string, a bool or None, not {type(value).__name__}")
 
     def observe_feedback(self, predicted: str, actual: str, group: str = "") -> None:
         """Ground truth ``actual`` for an earlier prediction ``predicted``, optionally in a

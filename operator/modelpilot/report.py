@@ -53,8 +53,14 @@ def monitor_report(name: str, spec: ModelMonitorSpec, status: ModelMonitorStatus
             lines += table(
                 ["CLASS", "PRECISION", "RECALL", "F1", "SUPPORT", "PREDICTED"],
                 (
-                    (c.name, _num(c.precision), _num(c.recall), _num(c.f1), str(c.support),
-                     "-" if c.predicted_share is None else f"{c.predicted_share:.1%}")
+                    (
+                        c.name,
+                        _num(c.precision),
+                        _num(c.recall),
+                        _num(c.f1),
+                        str(c.support),
+                        "-" if c.predicted_share is None else f"{c.predicted_share:.1%}",
+                    )
                     for c in quality.classes
                 ),
             )
@@ -68,12 +74,39 @@ def monitor_report(name: str, spec: ModelMonitorSpec, status: ModelMonitorStatus
             f" {spec.drift.correction} at alpha {spec.drift.alpha},"
             f" gate {spec.drift.effect_size} >= {spec.drift.effect_threshold})",
             *table(
-                ["FEATURE", "KIND", "VERDICT", "PSI", "BAND", "PSI|H0", "KS", "JS", "WASS", "TEST", "P", "P ADJ",
-                 "N REF", "N CUR"],
+                [
+                    "FEATURE",
+                    "KIND",
+                    "VERDICT",
+                    "PSI",
+                    "BAND",
+                    "PSI|H0",
+                    "KS",
+                    "JS",
+                    "WASS",
+                    "TEST",
+                    "P",
+                    "P ADJ",
+                    "N REF",
+                    "N CUR",
+                ],
                 (
-                    (f.name, f.kind, f.verdict, _num(f.psi, 3), f.psi_band or "-", _num(f.psi_expected, 2), _num(f.ks, 3),
-                     _num(f.js, 3), _num(f.wasserstein, 3), f.test or "-", _num(f.pvalue, 3), _num(f.corrected_pvalue, 3),
-                     str(f.reference_samples or "-"), str(f.current_samples or "-"))
+                    (
+                        f.name,
+                        f.kind,
+                        f.verdict,
+                        _num(f.psi, 3),
+                        f.psi_band or "-",
+                        _num(f.psi_expected, 2),
+                        _num(f.ks, 3),
+                        _num(f.js, 3),
+                        _num(f.wasserstein, 3),
+                        f.test or "-",
+                        _num(f.pvalue, 3),
+                        _num(f.corrected_pvalue, 3),
+                        str(f.reference_samples or "-"),
+                        str(f.current_samples or "-"),
+                    )
                     for f in status.features
                 ),
             ),
@@ -86,8 +119,7 @@ def monitor_report(name: str, spec: ModelMonitorSpec, status: ModelMonitorStatus
         shift = ", ".join(f"{k} {v:+.1%}" for k, v in sorted(label.class_shift.items()))
         lines += [
             "",
-            f"Label drift: {label.verdict} (PSI {_num(label.psi, 3)}, p {_num(label.pvalue, 3)});"
-            f" class share change: {shift}",
+            f"Label drift: {label.verdict} (PSI {_num(label.psi, 3)}, p {_num(label.pvalue, 3)}); class share change: {shift}",
         ]
     trend = status.degradation
     if trend is not None:

@@ -132,9 +132,7 @@ def compare_proportions(
     effect = worse - better
     restricted_worse = _restricted_mle(worse, n_c, better, n_s, tolerance)
     restricted_better = restricted_worse - tolerance
-    se = math.sqrt(
-        restricted_worse * (1 - restricted_worse) / n_c + restricted_better * (1 - restricted_better) / n_s
-    )
+    se = math.sqrt(restricted_worse * (1 - restricted_worse) / n_c + restricted_better * (1 - restricted_better) / n_s)
     # se is 0 only with tolerance 0 and no events (or only events) on both sides: no difference.
     z = (effect - tolerance) / se if se > 0 else 0.0
     critical = stats.norm.isf(alpha)

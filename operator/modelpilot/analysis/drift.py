@@ -239,22 +239,16 @@ def drift_from_samples(
         test, pvalue = "chi2", binned.chi2_pvalue
     else:
         test, pvalue = "ks", _ks_pvalue(x, y, ks, tied=len(values) < len(x) + len(y))
-    return _tested(
-        "numerical", sizes, binned, settings, test=test, pvalue=pvalue, ks=ks, wasserstein=distance / spread
-    )
+    return _tested("numerical", sizes, binned, settings, test=test, pvalue=pvalue, ks=ks, wasserstein=distance / spread)
 
 
-def _categorical(
-    ref: np.ndarray, cur: np.ndarray, names: list[str], sizes: _Sizes, settings: _Settings
-) -> FeatureDrift:
+def _categorical(ref: np.ndarray, cur: np.ndarray, names: list[str], sizes: _Sizes, settings: _Settings) -> FeatureDrift:
     unseen = tuple(names[i] for i in np.flatnonzero((ref == 0) & (cur > 0)))
     if settings.too_few(sizes):
         return _insufficient("categorical", sizes, unseen)
     if np.count_nonzero(ref + cur) == 1:
         return _no_variation("categorical", sizes)
-    binned = compare_bins(
-        ref, cur, ordered=False, min_expected=settings.min_expected, smoothing=settings.smoothing
-    )
+    binned = compare_bins(ref, cur, ordered=False, min_expected=settings.min_expected, smoothing=settings.smoothing)
     return _tested(
         "categorical",
         sizes,

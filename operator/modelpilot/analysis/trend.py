@@ -34,9 +34,7 @@ class Trend:
     change: float
 
 
-def mann_kendall(
-    values: ArrayLike, times: ArrayLike | None = None, *, alpha: float = 0.05, min_points: int = 8
-) -> Trend:
+def mann_kendall(values: ArrayLike, times: ArrayLike | None = None, *, alpha: float = 0.05, min_points: int = 8) -> Trend:
     """Mann-Kendall trend test (Kendall's tau-b of the values against time) with Sen's slope.
 
     Points where the value or the time is NaN are dropped; ``times`` defaults to the positions.
