@@ -272,12 +272,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Clients that log whole request and response bodies at debug level (Secrets among them):
+#: --verbose never turns that on.
+QUIET_CLIENTS = ("kubernetes", "urllib3", "mlflow", "requests")
+
+
+def configure_logging(verbose: bool) -> None:
+    """The operator's own debug logging with -v; the HTTP clients' stays off."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for name in QUIET_CLIENTS:
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(bool(getattr(args, "verbose", False)))
     from modelpilot.sources.kubernetes import NoCluster
     from modelpilot.sources.mlflow import use_http_defaults
 

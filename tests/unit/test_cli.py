@@ -21,6 +21,36 @@ def test_check_refuses_an_invalid_monitor_naming_the_field(tmp_path: Path) -> No
     manifest.write_text(
         "kind: ModelMonitor\nmetadata: {name: m}\nspec: {model: {name: m}, prometheus: {url: 'http://p:9090'}, interval: soon}\n"
     )
-    result = subprocess.run([sys.executable, "-m", "modelpilot.cli", "check", "-f", str(manifest)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "modelpilot.cli", "check", "-f", str(manifest)], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "spec.interval" in result.stderr and "duration" in result.stderr
+
+
+def test_verbose_logging_leaves_the_http_clients_quiet() -> None:
+    import logging
+
+    import kopf
+
+    from modelpilot.cli import configure_logging
+
+    configure_logging(verbose=True)
+    kopf.configure(verbose=True)  # as `modelpilot run -v` does next
+    assert logging.getLogger("modelpilot.handlers").isEnabledFor(logging.DEBUG)
+    # The Kubernetes client logs response bodies (Secrets among them) at debug level.
+    assert not logging.getLogger("kubernetes.client.rest").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("urllib3.connectionpool").isEnabledFor(logging.DEBUG)
+
+
+def test_a_registered_model_name_that_mlflow_cannot_quote_is_refused(tmp_path: Path) -> None:
+    manifest = tmp_path / "monitor.yaml"
+    manifest.write_text(
+        'kind: ModelMonitor\nmetadata: {name: m}\nspec:\n  model: {name: m, version: {mlflow: {registeredModel: "it\'s"}}}\n'
+        "  prometheus: {url: 'http://p:9090'}\n  mlflow: {trackingUri: 'http://mlflow:5000'}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "modelpilot.cli", "check", "-f", str(manifest)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "spec.model.version.mlflow.registeredModel" in result.stderr

@@ -19,6 +19,7 @@ from .common import (
     MlflowSettings,
     PrometheusEndpoint,
     PromQLTemplate,
+    RegisteredModelName,
     ResourceStatus,
     Rule,
     SecretKeyReference,
@@ -236,7 +237,7 @@ class Webhook(ApiModel):
 class CanaryReleaseSpec(ApiModel):
     """Move traffic from stable to a candidate in analysed steps."""
 
-    model: str = Field(min_length=1, description="Registered model name (and `model` label).")
+    model: RegisteredModelName = Field(description="Registered model name in MLflow (and `model` label).")
     target: TargetSpec
     candidate: CandidateSpec
     router: RouterSpec = Field(default_factory=RouterSpec)

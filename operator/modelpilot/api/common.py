@@ -29,6 +29,7 @@ __all__ = [
     "MlflowSettings",
     "ObjectReference",
     "PromQLTemplate",
+    "RegisteredModelName",
     "PrometheusEndpoint",
     "ResourceStatus",
     "SecretKeyReference",
@@ -153,6 +154,19 @@ Duration = Annotated[
     AfterValidator(_check_duration),
 ]
 """A duration string validated at load time; ``parse_duration`` turns it into a timedelta."""
+
+
+RegisteredModelName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=256,
+        # MLflow's search grammar cannot quote a name holding a quote or a backtick.
+        pattern=r"^[^'`]+$",
+        description="Name of the registered model in MLflow (no quotes or backticks).",
+    ),
+]
+"""A registered model's name, as MLflow's search filters can quote it."""
 
 
 PROMQL_PLACEHOLDERS = ("model", "version", "namespace", "window", "selector")

@@ -14,6 +14,7 @@ from .common import (
     ObjectReference,
     PrometheusEndpoint,
     PromQLTemplate,
+    RegisteredModelName,
     ResourceStatus,
     Rule,
 )
@@ -47,7 +48,7 @@ QualityMetric = Literal["accuracy", "precision", "recall", "f1"]
 class MlflowAliasRef(ApiModel):
     """A registered model alias in MLflow, resolved to a version at every evaluation."""
 
-    registered_model: str = Field(min_length=1, description="Name of the registered model in MLflow.")
+    registered_model: RegisteredModelName
     alias: str = Field(default="champion", min_length=1, description="Alias whose version is served. Default champion.")
 
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from .common import ApiModel, Duration, LocalObjectReference, MlflowSettings, ResourceStatus, Rule
+from .common import ApiModel, Duration, LocalObjectReference, MlflowSettings, RegisteredModelName, ResourceStatus, Rule
 
 __all__ = [
     "DeploymentSpec",
@@ -151,7 +151,7 @@ class DeploymentSpec(ApiModel):
 class RetrainPolicySpec(ApiModel):
     """When and how to retrain a model, and what to do with the candidate."""
 
-    model: str = Field(min_length=1, description="Registered model name in MLflow.")
+    model: RegisteredModelName
     monitor_ref: LocalObjectReference | None = Field(
         default=None, description="The ModelMonitor the performance and drift triggers read."
     )

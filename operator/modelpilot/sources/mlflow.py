@@ -188,7 +188,7 @@ def _asking(what: str) -> Iterator[None]:
 def _quoted(value: str) -> str:
     # MLflow's filter grammar has no escape for quotes inside a quoted value.
     if "'" in value or "`" in value:
-        raise ValueError(f"a run tag filter cannot contain quotes or backticks: {value!r}")
+        raise RegistryRejected(f"an MLflow search filter cannot quote {value!r}: it holds a quote or a backtick")
     return value
 
 
