@@ -10,7 +10,7 @@ from itertools import pairwise
 from types import MappingProxyType
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from .common import (
     ApiModel,
@@ -23,6 +23,7 @@ from .common import (
     ResourceStatus,
     Rule,
     SecretKeyReference,
+    at_most,
 )
 
 __all__ = [
@@ -231,7 +232,9 @@ class Webhook(ApiModel):
 
     type: HookType = Field(description="confirm-rollout, pre-rollout, confirm-promotion, post-rollout, rollback or event.")
     url_secret: SecretKeyReference = Field(description="The Secret key holding the URL.")
-    timeout: Duration = Field(default="10s", description="Timeout of each delivery. Default 10s.")
+    timeout: Annotated[Duration, AfterValidator(at_most("30s"))] = Field(
+        default="10s", description="Timeout of each delivery; at most 30s."
+    )
 
 
 class CanaryReleaseSpec(ApiModel):

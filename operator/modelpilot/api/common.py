@@ -21,6 +21,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 __all__ = [
+    "SERVICE_URL_PATTERN",
+    "at_most",
     "ApiModel",
     "Condition",
     "ConditionStatus",
@@ -263,11 +265,37 @@ class SecretKeyReference(ApiModel):
     key: str = Field(min_length=1, max_length=253, description="Key within the Secret's data.")
 
 
+#: http(s), a host, an optional path: no user-info (credentials belong in Secrets), no query and
+#: no fragment (a '#' would cut off the API path appended to it), no white space.
+SERVICE_URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"
+
+
+def at_most(limit: str) -> Callable[[str], str]:
+    """A validator of a duration that must not exceed ``limit``: one slow tenant's timeout bounds
+    how long it can hold a shared slot."""
+
+    def check(text: str) -> str:
+        if parse_duration(text) > parse_duration(limit):
+            raise ValueError(f"at most {limit}")
+        return text
+
+    return check
+
+
+def service_url(what: str) -> Any:
+    """An http(s) URL field of a service the operator calls."""
+    return Field(
+        pattern=SERVICE_URL_PATTERN, max_length=2048, description=f"{what} (http or https; no credentials, query or '#')."
+    )
+
+
 class PrometheusEndpoint(ApiModel):
     """Where to query Prometheus, and how to authenticate."""
 
-    url: str = Field(pattern=r"^https?://", description="Base URL of the Prometheus HTTP API.")
-    timeout: Duration = Field(default="10s", description="Timeout of each query.")
+    url: str = service_url("Base URL of the Prometheus HTTP API; a path prefix (Thanos, Mimir) is kept")
+    timeout: Annotated[Duration, AfterValidator(at_most("1m"))] = Field(
+        default="10s", description="Timeout of each query; at most 1m."
+    )
     bearer_token_secret: SecretKeyReference | None = Field(default=None, description="A Secret key holding a bearer token.")
     basic_auth_secret: LocalObjectReference | None = Field(
         default=None, description="A Secret with keys `username` and `password`."
@@ -277,7 +305,7 @@ class PrometheusEndpoint(ApiModel):
 class MlflowSettings(ApiModel):
     """The MLflow tracking server that holds the model registry."""
 
-    tracking_uri: str = Field(pattern=r"^(https?|file)://", description="MLflow tracking URI.")
+    tracking_uri: str = service_url("MLflow tracking server URI (a local file store would be shared by every tenant)")
 
 
 def now_utc() -> datetime:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from datetime import timedelta
@@ -22,19 +23,53 @@ from .kubernetes import KubeError, KubernetesReader
 __all__ = ["call_webhook", "post_json"]
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as what it is (a 3xx, so a no): following it could carry the
+    payload to a host the URL's owner never named."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# http and https only (urllib's default opener also reads file:, data: and ftp: URLs); TLS is
+# verified by the default context.
+_OPENER = urllib.request.OpenerDirector()
+for _handler in (
+    urllib.request.HTTPHandler,
+    urllib.request.HTTPSHandler,
+    urllib.request.HTTPErrorProcessor,
+    urllib.request.HTTPDefaultErrorHandler,
+    _NoRedirects,
+):
+    _OPENER.add_handler(_handler())
+#: Bytes of a refusing answer's body quoted in the message.
+QUOTED_BODY = 200
+
+
 def post_json(url: str, payload: Mapping[str, Any], timeout: timedelta) -> HookAnswer:
-    """POST ``payload``; blocks (callers on the event loop use :func:`call_webhook`)."""
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
+    """POST ``payload``; blocks (callers on the event loop use :func:`call_webhook`). The URL
+    (a secret) appears in no answer, and no value of it raises."""
+    if _scheme(url) not in ("http", "https"):
+        return HookAnswer(False, "refused: the URL in the Secret is not a valid http or https URL")
     try:
-        with urllib.request.urlopen(request, timeout=timeout.total_seconds()) as response:
+        request = urllib.request.Request(
+            url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        with _OPENER.open(request, timeout=timeout.total_seconds()) as response:
             return HookAnswer(True, f"answered {response.status}")
     except urllib.error.HTTPError as err:
-        return HookAnswer(False, f"answered {err.code}: {err.read(200).decode(errors='replace').strip()}")
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
-        return HookAnswer(False, f"unreachable: {reason}")
+        return HookAnswer(False, f"answered {err.code}: {err.read(QUOTED_BODY).decode(errors='replace').strip()}")
+    except urllib.error.URLError as err:
+        return HookAnswer(False, f"unreachable: {err.reason}")
+    except (OSError, ValueError) as err:  # a malformed URL's message would quote it: name the class only
+        return HookAnswer(False, f"unreachable: {type(err).__name__}")
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urllib.parse.urlsplit(url).scheme if url.isprintable() else ""
+    except ValueError:
+        return ""
 
 
 async def call_webhook(

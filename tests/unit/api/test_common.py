@@ -9,8 +9,8 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from modelpilot.api import ApiModel, format_duration, parse_duration
-from modelpilot.api.canary import CanaryAnalysisRecord, CanaryReleaseStatus
-from modelpilot.api.common import PromQLTemplate, Rule
+from modelpilot.api.canary import CanaryAnalysisRecord, CanaryReleaseStatus, Webhook
+from modelpilot.api.common import MlflowSettings, PrometheusEndpoint, PromQLTemplate, Rule
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -103,3 +103,34 @@ def test_a_body_never_holds_a_non_finite_number() -> None:
     json.dumps(body, allow_nan=False)
     assert "actualWeight" not in body
     assert body["lastAnalysis"][0] == {"metric": "custom", "time": "2026-03-01T00:00:00Z", "verdict": "Fail", "message": ""}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///var/lib/prometheus",
+        "http://prometheus:9090/#/graph",
+        "http://admin:s3cret@prometheus:9090",
+        "http://prometheus:9090/api?x=1",
+        "gopher://prometheus",
+        "http://prom etheus:9090",
+    ],
+)
+def test_service_urls_are_plain_http_or_https(url: str) -> None:
+    with pytest.raises(ValidationError, match="url"):
+        PrometheusEndpoint(url=url)
+    with pytest.raises(ValidationError, match="tracking_uri|trackingUri"):
+        MlflowSettings(tracking_uri=url)
+
+
+def test_service_urls_keep_a_path_prefix() -> None:
+    assert PrometheusEndpoint(url="https://mimir.example.org/prometheus").url == "https://mimir.example.org/prometheus"
+    assert MlflowSettings(tracking_uri="http://mlflow.ml:5000").tracking_uri == "http://mlflow.ml:5000"
+
+
+def test_timeouts_are_bounded() -> None:
+    assert PrometheusEndpoint(url="http://p:9090", timeout="1m").timeout == "1m"
+    with pytest.raises(ValidationError, match="at most 1m"):
+        PrometheusEndpoint(url="http://p:9090", timeout="3650d")
+    with pytest.raises(ValidationError, match="at most 30s"):
+        Webhook.model_validate({"type": "event", "urlSecret": {"name": "hooks", "key": "url"}, "timeout": "5m"})

@@ -48,3 +48,22 @@ def test_2xx_is_yes_and_other_answers_say_why(server: str) -> None:
 def test_an_unreachable_hook_is_a_no() -> None:
     answer = post_json(f"http://127.0.0.1:{free_port()}/", {}, timedelta(seconds=2))
     assert not answer.ok and answer.message.startswith("unreachable")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["file:///etc/passwd", "data:text/plain,hi", "ftp://example.org/x", "not a url", "javascript:alert(1)", "http://\x00evil/"],
+)
+def test_only_http_and_https_urls_are_called_and_none_is_quoted(url: str) -> None:
+    answer = post_json(url, {}, timedelta(seconds=2))
+    assert not answer.ok and answer.message == "refused: the URL in the Secret is not a valid http or https URL"
+
+
+def test_a_redirect_is_not_followed(server: str) -> None:
+    moved = post_json(f"{server}/307", {"text": "secret payload"}, timedelta(seconds=5))
+    assert not moved.ok and moved.message.startswith("answered 307")
+
+
+def test_a_malformed_url_says_what_failed_without_quoting_it() -> None:
+    answer = post_json("http://user:s3cret@[::1/", {}, timedelta(seconds=2))
+    assert not answer.ok and "s3cret" not in answer.message
