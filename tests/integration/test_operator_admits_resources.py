@@ -66,3 +66,22 @@ def test_spec_the_schema_allows_but_the_model_refuses_gets_invalidspec_and_a_war
     fixed = wait_for(lambda: _ready(cluster, "modelmonitors", "typo-in-promql", namespace, 2), timeout=60, what="fix")
     assert fixed["reason"] != "InvalidSpec"
     assert 'modelpilot_resource_condition{' in operator.metrics()
+
+
+def test_deleting_a_resource_never_waits_for_a_stopped_operator(operator: OperatorProcess, namespace: str) -> None:
+    cluster = operator.cluster
+    examples = yaml.safe_load_all((REPO / "examples" / "modelmonitor.yaml").read_text())
+    monitor = next(d for d in examples if d and d["kind"] == "ModelMonitor")
+    name = monitor["metadata"]["name"]
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(monitor))
+    # The operator has ticked this monitor (its Prometheus is not there: the evaluation says so).
+    wait_for(
+        lambda: cluster.get("modelmonitors.modelpilot.dev", name, namespace).get("status", {}).get("lastEvaluation"),
+        timeout=60,
+        what="the first evaluation",
+    )
+    assert not cluster.get("modelmonitors.modelpilot.dev", name, namespace)["metadata"].get("finalizers")
+    operator.stop()
+    cluster.kubectl("delete", "mm", name, "-n", namespace, "--wait=true", "--timeout=30s")
+    gone = cluster.kubectl("get", "mm", name, "-n", namespace, "--ignore-not-found", "-o", "name")
+    assert gone.stdout.strip() == ""

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-import kopf
-
-from modelpilot.api import CANARY_RELEASE, GROUP, VERSION
+from modelpilot.api import CANARY_RELEASE
 from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus
 from modelpilot.reconcile import ReleaseRef
 from modelpilot.reconcile.canary import (
@@ -20,7 +17,8 @@ from modelpilot.reconcile.canary import (
 from modelpilot.sources.canary import CanaryCluster
 from modelpilot.sources.kubernetes import KubernetesReader
 
-from .tick import KubeCluster, TickLogger, TickSteps, run_tick
+from .scheduler import schedule
+from .tick import TickSteps
 
 __all__ = ["CANARY_TICK", "TICK_SECONDS"]
 
@@ -45,7 +43,4 @@ CANARY_TICK = TickSteps(
 )
 
 
-# A failed tick is retried at the next tick, not after kopf's default minute of backoff.
-@kopf.timer(GROUP, VERSION, CANARY_RELEASE.plural, interval=TICK_SECONDS, backoff=TICK_SECONDS, id="progress-canaryrelease")
-async def progress_release(body: kopf.Body, logger: TickLogger, **_: Any) -> None:
-    await run_tick(CANARY_TICK, body, KubeCluster(), logger=logger)
+schedule(CANARY_TICK, TICK_SECONDS)

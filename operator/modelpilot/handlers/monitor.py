@@ -21,7 +21,8 @@ from modelpilot.sources.kubernetes import KubernetesReader
 from modelpilot.sources.monitor import observe_monitor
 
 from .metrics import MONITORS
-from .tick import KubeCluster, TickLogger, TickSteps, no_actions, run_tick
+from .scheduler import schedule
+from .tick import TickSteps, no_actions
 
 __all__ = ["MONITOR_TICK", "TICK_SECONDS"]
 
@@ -59,9 +60,7 @@ MONITOR_TICK = TickSteps(
 )
 
 
-@kopf.timer(GROUP, VERSION, MODEL_MONITOR.plural, interval=TICK_SECONDS, id="evaluate-modelmonitor")
-async def evaluate_when_due(body: kopf.Body, logger: TickLogger, **_: Any) -> None:
-    await run_tick(MONITOR_TICK, body, KubeCluster(), logger=logger)
+schedule(MONITOR_TICK, TICK_SECONDS)
 
 
 @kopf.on.delete(GROUP, VERSION, MODEL_MONITOR.plural, id="forget-modelmonitor-results", optional=True)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-import kopf
-
-from modelpilot.api import GROUP, RETRAIN_POLICY, VERSION
+from modelpilot.api import RETRAIN_POLICY
 from modelpilot.api.retrain import RetrainPolicySpec, RetrainPolicyStatus
 from modelpilot.reconcile import PolicyRef
 from modelpilot.reconcile.retrain import (
@@ -17,7 +14,8 @@ from modelpilot.reconcile.retrain import (
 )
 from modelpilot.sources.retrain import apply_retrain_actions, observe_retrain
 
-from .tick import KubeCluster, TickLogger, TickSteps, run_tick
+from .scheduler import schedule
+from .tick import TickSteps
 
 __all__ = ["RETRAIN_TICK", "TICK_SECONDS"]
 
@@ -33,6 +31,4 @@ async def _observe(
 RETRAIN_TICK = TickSteps(kind=RETRAIN_POLICY, ref=PolicyRef, observe=_observe, decide=decide_retrain, apply=apply_retrain_actions)
 
 
-@kopf.timer(GROUP, VERSION, RETRAIN_POLICY.plural, interval=TICK_SECONDS, id="reconcile-retrainpolicy")
-async def reconcile_policy(body: kopf.Body, logger: TickLogger, **_: Any) -> None:
-    await run_tick(RETRAIN_TICK, body, KubeCluster(), logger=logger)
+schedule(RETRAIN_TICK, TICK_SECONDS)
