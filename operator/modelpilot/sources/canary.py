@@ -36,6 +36,7 @@ from modelpilot.reconcile.canary import (
     Notification,
     answers_by_type,
     candidate_name,
+    controller_uid,
     observation_needs,
 )
 from modelpilot.reconcile.queries import PlannedQuery, QueryFailed, QueryOutcome
@@ -116,6 +117,13 @@ class CanaryCluster:
                     **found,
                     "problem": _problem(err, "StableServiceNotFound", f"stable Service {namespace}/{target.service}"),
                 }
+            try:
+                own = await asyncio.to_thread(_raw, self._core.read_namespaced_service, candidate_name(release), namespace)
+                found["candidate_service"] = (True, controller_uid(own))
+            except ObjectMissing:
+                pass  # created by the first plan
+            except KubeError as err:
+                return {**found, "problem": _problem(err, "APIError", "candidate Service")}
         candidate = found.get("candidate")
         try:
             found["actual_weight"] = await router_for(spec, namespace, release).read_weight(

@@ -10,7 +10,14 @@ import pytest
 
 from modelpilot.api.canary import CanaryReleaseStatus
 from modelpilot.reconcile import find_condition
-from modelpilot.reconcile.canary import RESTART_ANNOTATION, CanaryObservations, decide_canary, is_due, observation_needs
+from modelpilot.reconcile.canary import (
+    RESTART_ANNOTATION,
+    CanaryObservations,
+    DeploymentView,
+    decide_canary,
+    is_due,
+    observation_needs,
+)
 from tests.support.canary_world import REF, START, Behaviour, World, notifications_of, plan_of, release_spec
 
 
@@ -375,3 +382,26 @@ def test_a_finished_release_settles_and_stays_quiet(outcome: str) -> None:
         world.tick()
     assert len(world.results) == decided  # no tick decided anything, nor applied anything
     assert is_due(world.status, 2, START) and not is_due(world.status, 1, START)  # a changed spec ticks again
+
+
+@pytest.mark.parametrize("owner", [None, "uid-of-someone-else"])
+def test_an_object_under_the_candidates_name_that_is_not_ours_is_never_touched(owner: str | None) -> None:
+    world = World(release_spec(router={"type": "gatewayAPI", "httpRoute": {"name": "fraud"}}))
+    references = [] if owner is None else [{"kind": "Deployment", "name": "x", "uid": owner, "controller": True}]
+    world.candidate = {
+        "metadata": {"name": "fraud-v4-candidate", "ownerReferences": references},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "theirs"}}},
+    }
+    before = copy.deepcopy(world.candidate)
+    for _ in range(5):
+        world.tick()
+    assert condition(world, "Ready") == ("False", "CandidateNameTaken")
+    assert "Deployment fraud-v4-candidate" in next(c.message for c in world.status.conditions if c.type == "Ready")
+    assert world.candidate == before and all(plan_of(r) is None for r in world.results)
+    # The same holds for a Service of that name, behind a mesh router.
+    spec = world.spec
+    theirs = CanaryObservations(
+        stable=DeploymentView.from_body(world.stable_body()), candidate_service=(True, owner), actual_weight=0.0
+    )
+    decision = decide_canary(spec, CanaryReleaseStatus(), theirs, ref=REF, generation=1, now=START)
+    assert plan_of(decision) is None and "Service fraud-v4-candidate" in decision.status.conditions[0].message

@@ -18,6 +18,7 @@ from .observations import (
     MetricQueries,
     Notification,
     answers_by_type,
+    controller_uid,
 )
 from .routes import (
     HTTPROUTE,
@@ -52,6 +53,7 @@ __all__ = [
     "build_candidate_service",
     "candidate_name",
     "candidate_replicas",
+    "controller_uid",
     "decide_canary",
     "is_due",
     "observation_needs",

@@ -32,14 +32,32 @@ from .needs import payload, starts_release
 from .observations import CanaryAction, CanaryObservations, Notification
 from .phases import HELD, ReleaseTick
 from .plan import build_plan
+from .routes import candidate_name
 
 __all__ = ["CONDITION_TYPES", "CanaryDecision", "decide_canary"]
 
 CONDITION_TYPES = ("Ready", "Progressing", "Promoted", "RolledBack", "Paused")
 # Problems that will not pass by themselves; the others (API or registry errors) may.
-LASTING = ("StableNotFound", "StableServiceNotFound", "RouteNotFound", "NoStableVersion", "SameVersion")
+LASTING = ("StableNotFound", "StableServiceNotFound", "RouteNotFound", "NoStableVersion", "SameVersion", "CandidateNameTaken")
 
 CanaryDecision = Decision[CanaryReleaseStatus, CanaryAction]
+
+
+def _not_ours(obs: CanaryObservations, ref: ReleaseRef) -> str | None:
+    """Why the release may not write its candidate objects: one exists under the name it would
+    use and another owner (or none) controls it. Such an object is never modified."""
+    service_exists, service_owner = obs.candidate_service
+    taken = [
+        f"{what} {candidate_name(ref.name)}"
+        for what, exists, owner in (
+            ("Deployment", obs.candidate is not None, obs.candidate.controller_uid if obs.candidate else None),
+            ("Service", service_exists, service_owner),
+        )
+        if exists and owner != ref.uid
+    ]
+    if not taken:
+        return None
+    return f"{' and '.join(taken)} exist(s) and belong to someone else: rename or remove them; this release changes nothing"
 
 
 def _conditions(tick: ReleaseTick, generation: int | None) -> list[Condition]:
@@ -114,6 +132,8 @@ def decide_canary(
         tick.start()
     if obs.problem is not None:
         tick.blocked = obs.problem
+    elif (taken := _not_ours(obs, ref)) is not None:
+        tick.blocked = ("CandidateNameTaken", taken)
     elif tick.stable_version():
         if spec.abort and tick.abortable():
             s = tick.status

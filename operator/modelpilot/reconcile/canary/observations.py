@@ -24,6 +24,7 @@ __all__ = [
     "MetricQueries",
     "Notification",
     "answers_by_type",
+    "controller_uid",
 ]
 
 RESTART_ANNOTATION = "modelpilot.dev/restartedAt"
@@ -50,6 +51,7 @@ class DeploymentView:
     ready: int
     labels: Mapping[str, str] = field(default_factory=dict)
     template_annotations: Mapping[str, str] = field(default_factory=dict)
+    controller_uid: str | None = None
     body: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -65,6 +67,7 @@ class DeploymentView:
             ready=int(status.get("readyReplicas") or 0),
             labels=meta.get("labels") or {},
             template_annotations=(spec.get("template", {}).get("metadata") or {}).get("annotations") or {},
+            controller_uid=controller_uid(body),
             body=body,
         )
 
@@ -130,6 +133,8 @@ class CanaryObservations:
     registry_error: str | None = None
     metrics: Mapping[str, MetricAnswer] = field(default_factory=dict)
     hooks: Mapping[str, HookAnswer] = field(default_factory=dict)
+    # The candidate Service under the release's name, when one exists: (exists, controller uid).
+    candidate_service: tuple[bool, str | None] = (False, None)
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,12 @@ class Notification:
 
 
 CanaryAction = CanaryPlan | Notification
+
+
+def controller_uid(body: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller (the ownerReference with controller: true), if any."""
+    references = (body.get("metadata") or {}).get("ownerReferences") or []
+    return next((str(r.get("uid")) for r in references if r.get("controller")), None)
 
 
 def answers_by_type(hooks: Sequence[HookCall], answers: Sequence[HookAnswer]) -> dict[str, HookAnswer]:
