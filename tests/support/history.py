@@ -22,7 +22,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
@@ -55,7 +55,7 @@ Weights: TypeAlias = "Mapping[Any, float] | Callable[[datetime], Mapping[Any, fl
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _MS = timedelta(milliseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def format_le(bound: float) -> str:
@@ -164,7 +164,7 @@ class MetricsHistory:
         self.seed = seed
         self.step = step
         count = (end - start) // step + 1
-        start = start.astimezone(timezone.utc)
+        start = start.astimezone(UTC)
         self.times: tuple[datetime, ...] = tuple(start + i * step for i in range(count))
         start_ms = (start - _EPOCH) // _MS
         self._ms = start_ms + (step // _MS) * np.arange(count, dtype=np.int64)

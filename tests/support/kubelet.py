@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.support.kube import REPO, Cluster
@@ -104,7 +104,9 @@ class JobKubelet:
         else:
             self._patch(name, {
                 "startTime": started, "active": 0, "failed": 1,
-                "conditions": [_condition("FailureTarget", done, "BackoffLimitExceeded"), _condition("Failed", done, "BackoffLimitExceeded")],
+                "conditions": [
+                    _condition("FailureTarget", done, "BackoffLimitExceeded"), _condition("Failed", done, "BackoffLimitExceeded"),
+                ],
             })
 
     def _patch(self, name: str, status: dict) -> None:
@@ -115,7 +117,7 @@ class JobKubelet:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _condition(type_: str, at: str, reason: str = "Completed") -> dict[str, str]:

@@ -8,9 +8,9 @@ category mix changes (moderately), the predicted classes shift, and accuracy dec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Mapping
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from scipy import stats
@@ -58,7 +58,7 @@ DRIFT_EXPECTED = {
 
 
 def floor_time(at: datetime, step: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return epoch + (at - epoch) // step * step
 
 
@@ -83,7 +83,7 @@ def drift_scenario(
     step: timedelta = timedelta(minutes=15),
     seed: int = 7,
 ) -> DriftScenario:
-    end = floor_time(end or datetime.now(timezone.utc), step)
+    end = floor_time(end or datetime.now(UTC), step)
     start = end - timedelta(days=days)
     drift = start + timedelta(days=days // 2)
     history = MetricsHistory(start, end, step, seed=seed)
