@@ -37,7 +37,7 @@ crds: venv
 	$(VENV)/bin/modelpilot crds
 
 test: deps lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 4 --dist loadgroup
 
 # ruff over the package, tests and benchmarks; mypy over the package, strict for api, analysis
 # and reconcile (configured in pyproject.toml).
@@ -49,7 +49,7 @@ unit: venv
 	$(PY) -m pytest -q tests/unit
 
 integration: deps
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q -n 4 --dist loadgroup tests/integration
 
 demo: deps
 	$(PY) -m tests.support.demo

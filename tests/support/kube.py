@@ -9,9 +9,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,7 +20,7 @@ from tests.support.controlplane import ensure_built, kubectl_path
 from tests.support.ports import free_port
 from tests.support.process import ServiceProcess, kill, spawn, terminate
 
-__all__ = ["Cluster", "OperatorProcess", "REPO", "wait_for"]
+__all__ = ["CRD_NAMES", "Cluster", "OperatorProcess", "REPO", "apply_crds", "apply_route_crds", "wait_for"]
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -64,11 +65,32 @@ class Cluster:
         return [e for e in listing["items"] if e["involvedObject"].get("name") == name]
 
 
-class OperatorProcess(ServiceProcess):
-    """``modelpilot run`` as a real process against ``cluster``, with /metrics and /healthz on free ports."""
+CRD_NAMES = ("modelmonitors.modelpilot.dev", "retrainpolicies.modelpilot.dev", "canaryreleases.modelpilot.dev")
+ROUTE_CRD_NAMES = ("httproutes.gateway.networking.k8s.io", "virtualservices.networking.istio.io")
 
-    def __init__(self, cluster: Cluster, workdir: Path, extra_env: dict[str, str] | None = None):
+
+def apply_crds(cluster: Cluster) -> None:
+    """modelpilot's CRDs, established."""
+    cluster.kubectl("apply", "-f", str(REPO / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in CRD_NAMES))
+
+
+def apply_route_crds(cluster: Cluster) -> None:
+    """Stand-ins for the HTTPRoute and VirtualService CRDs (tests/fixtures/route-crds.yaml), established."""
+    cluster.kubectl("apply", "-f", str(REPO / "tests" / "fixtures" / "route-crds.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in ROUTE_CRD_NAMES))
+
+
+class OperatorProcess(ServiceProcess):
+    """``modelpilot run`` as a real process against ``cluster``, with /metrics and /healthz on free
+    ports, watching ``namespaces`` (kopf globs such as ``t-gw0-*``), or every namespace when none
+    are given."""
+
+    def __init__(
+        self, cluster: Cluster, workdir: Path, extra_env: dict[str, str] | None = None, namespaces: Sequence[str] = ()
+    ):
         self.cluster = cluster
+        self.namespaces = list(namespaces)
         self.log_path = Path(workdir) / "operator.log"
         self.metrics_port = free_port()
         self.liveness_port = free_port()
@@ -90,9 +112,10 @@ class OperatorProcess(ServiceProcess):
 
     def start(self, timeout: float = 60.0) -> OperatorProcess:
         log = self.log_path.open("ab")
+        scope = [f"--namespace={n}" for n in self.namespaces] or ["--all-namespaces"]
         self._process = spawn(
             [
-                sys.executable, "-m", "modelpilot.cli", "run", "--all-namespaces",
+                sys.executable, "-m", "modelpilot.cli", "run", *scope,
                 f"--metrics-port={self.metrics_port}", f"--liveness-port={self.liveness_port}",
             ],
             stdout=log,
@@ -116,7 +139,7 @@ class OperatorProcess(ServiceProcess):
         with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
             return response.read().decode()
 
-    def metric(self, name: str, **labels: str) -> float | None:
+    def metric(self, name: str, /, **labels: str) -> float | None:
         """The value of one sample of /metrics whose labels include ``labels``."""
         for family in text_string_to_metric_families(self.metrics()):
             for sample in family.samples:
