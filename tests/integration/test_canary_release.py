@@ -363,11 +363,8 @@ def test_prometheus_outage_holds_the_release_and_it_continues_afterwards(
         try:
             held = stage.wait(lambda s: s.get("lastCheck") == "QueryError", "a held check", timeout=30)
             stage.seen.clear()
-            deadline = time.monotonic() + 3 * INTERVAL_S  # three more checks, all held
-            while time.monotonic() < deadline:
-                stage.seen.append(stage.status())
-                time.sleep(0.5)
-            during = stage.seen[-1]
+            errors = held["counters"]["queryError"]
+            during = stage.wait(lambda s: s["counters"]["queryError"] >= errors + 3, "three more checks, all held", timeout=60)
         finally:
             prometheus.start()
         assert {(s.get("phase"), s.get("currentStep")) for s in stage.seen} == {("Progressing", 2)}
@@ -463,13 +460,17 @@ def test_manual_promotion_waits_for_approval_behind_a_confirm_rollout_gate(
         apply(stage.cluster, stage.namespace, secret, manifest)
         stage.wait(lambda s: s.get("phase") == "Initializing", "initializing", timeout=30)
         wait_for(lambda: stage.condition("Paused")[:2] == ("True", "WaitingForHook"), timeout=30, what="the gate")
-        time.sleep(INTERVAL_S)
+        # A refused gate sets the next try an interval ahead: a new nextCheck is a later tick that
+        # asked the gate again and wrote its decision.
+        refused = stage.status()["nextCheck"]
+        stage.wait(lambda s: s.get("nextCheck") != refused, "the gate asked again", timeout=30)
         assert stage.status()["phase"] == "Initializing" and stage.route_weights()["candidate"] == 0
         assert "answered 503" in stage.condition("Paused")[2]
         _Hooks.answers["/confirm"] = 200
 
-        stage.wait(lambda s: s.get("phase") == "AwaitingPromotion", "all steps passed", timeout=120)
-        time.sleep(2 * INTERVAL_S)
+        passed = stage.wait(lambda s: s.get("phase") == "AwaitingPromotion", "all steps passed", timeout=120)
+        checks = passed["counters"]["checks"]
+        stage.wait(lambda s: s["counters"]["checks"] >= checks + 2, "two checks while awaiting approval", timeout=60)
         waiting = stage.status()
         assert waiting["phase"] == "AwaitingPromotion" and stage.route_weights()["candidate"] == 50
         assert stage.condition("Paused")[:2] == ("True", "AwaitingApproval")

@@ -22,7 +22,9 @@ from types import ModuleType
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.kube import wait_for
 from tests.support.ports import free_port
+from tests.support.process import kill, spawn, terminate
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +70,7 @@ class Server:
 def _start(args: list[str], env: Mapping[str, str]) -> Server:
     """Launch the server like a kubelet would run its container, and wait for its ready line."""
     port = free_port()
-    process = subprocess.Popen(
+    process = spawn(
         [sys.executable, str(EXAMPLE / "server.py"), *args, "--port", str(port)],
         cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -85,7 +87,7 @@ def _start(args: list[str], env: Mapping[str, str]) -> Server:
                     return Server(process, url)
                 if not line:
                     break
-    process.kill()
+    kill(process)
     output = process.communicate(timeout=10)[0]
     raise AssertionError(f"the model server did not start: {output}")
 
@@ -102,13 +104,7 @@ def start_server() -> Iterator[Callable[..., Server]]:
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            server.process.terminate()
-            try:
-                server.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait(timeout=10)
+        terminate(server.process, 10)
 
 
 # The pod template's args are shared; what a canary changes comes through env, as the operator's
@@ -199,10 +195,10 @@ def test_weights_read_from_a_file_move_traffic_while_running(
     )
     generator.start(duration=30)
     try:
-        time.sleep(2)
+        wait_for(lambda: generator.stats.targets["stable"].sent > 10, timeout=20, what="traffic to stable")
         before = generator.stats.targets
         weights.write_text(json.dumps({"stable": 0, "canary": 100}))
-        time.sleep(2.5)  # the file is re-read within a second
+        wait_for(lambda: generator.stats.targets["canary"].sent > 10, timeout=20, what="traffic to canary")
     finally:
         stats = generator.stop()
 

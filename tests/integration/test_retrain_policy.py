@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -96,6 +95,18 @@ def monitor_evaluations(cluster: Cluster, namespace: str, count: int, after: str
     return seen  # type: ignore[return-value]
 
 
+def policy_took_in(cluster: Cluster, namespace: str, policy_name: str, evaluation: str) -> None:
+    """Wait until the policy's triggers have looked at the monitor's evaluation at ``evaluation``
+    (or a later one): only then can a check that the policy did nothing mean anything."""
+    wanted = datetime.fromisoformat(evaluation)
+
+    def seen() -> bool:
+        last = status(cluster, namespace, policy_name).get("triggers", {}).get("lastMonitorEvaluation")
+        return last is not None and datetime.fromisoformat(last) >= wanted
+
+    wait_for(seen, timeout=60, what=f"policy {policy_name} to take in the monitor's evaluation at {evaluation}")
+
+
 def test_degraded_monitor_retrains_once_registers_a_challenger_and_hands_it_to_a_canary(
     operator: OperatorProcess, drift_prometheus: PrometheusServer, mlflow_server: MlflowServer, namespace: str, kubelet: JobKubelet
 ) -> None:
@@ -129,7 +140,7 @@ def test_degraded_monitor_retrains_once_registers_a_challenger_and_hands_it_to_a
     assert canary["metadata"]["ownerReferences"][0]["name"] == "fraud"
 
     # Further degraded evaluations do not retrain again: the trigger fired once.
-    monitor_evaluations(cluster, namespace, 3)
+    policy_took_in(cluster, namespace, "fraud", monitor_evaluations(cluster, namespace, 3))
     assert jobs(cluster, namespace, "fraud") == [job]
     assert status(cluster, namespace, "fraud")["runs"] == 1
 
@@ -166,7 +177,7 @@ def test_drift_trigger_fires_only_when_enough_features_drift(
     fired = wait_for(lambda: (s := status(cluster, namespace, "loose")).get("lastTrigger") and s, timeout=90, what="the drift trigger")
     assert fired["lastTrigger"]["type"] == "drift"
     assert "age, amount, merchant" in fired["lastTrigger"]["reason"]
-    monitor_evaluations(cluster, namespace, 2)
+    policy_took_in(cluster, namespace, "strict", monitor_evaluations(cluster, namespace, 2))
     assert status(cluster, namespace, "strict").get("runs", 0) == 0
     assert jobs(cluster, namespace, "strict") == []
 
@@ -211,7 +222,13 @@ def test_restarted_operator_adopts_the_running_job(
 
     operator.kill()
     operator.start()
-    time.sleep(6)  # more than a tick of the restarted operator, while the Job is still Active
+    # A fresh operator process exports a policy's conditions once it has taken the policy in; its
+    # ticks on the policy start from that same first sight, while the Job is still Active.
+    exported = {"kind": "RetrainPolicy", "namespace": namespace, "name": "adopt"}
+    wait_for(
+        lambda: operator.metric("modelpilot_resource_condition", **exported) is not None,
+        timeout=60, what="the restarted operator to take the policy in",
+    )
     kubelet.hold.set()
     done = wait_for(lambda: (s := status(cluster, namespace, "adopt")).get("phase") == "Deploying" and s, timeout=120, what="Deploying")
     assert jobs(cluster, namespace, "adopt") == ["adopt-1-1"]
