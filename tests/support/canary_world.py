@@ -275,7 +275,7 @@ class World:
         self.resource_version += 1
         return True
 
-    def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
+    async def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
         pass  # each decision's Events are kept in ``results``
 
     async def _observe(

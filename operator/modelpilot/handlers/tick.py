@@ -17,9 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar, cast
-
-import kopf
+from typing import Any, Generic, Protocol, TypeVar
 
 from modelpilot.api import (
     ApiModel,
@@ -32,11 +30,13 @@ from modelpilot.api import (
     now_utc,
 )
 from modelpilot.reconcile import Decision, EventToPost, OwnerRef, merge_patch, set_condition
-from modelpilot.sources.kubernetes import get_resource, write_status
+from modelpilot.sources.kubernetes import KubeError, get_resource, post_event, write_status
 
 from .metrics import STATES
 
 __all__ = ["Cluster", "KubeCluster", "TickLogger", "TickSteps", "no_actions", "run_tick"]
+
+log = logging.getLogger(__name__)
 
 #: Backoff after a tick that ended in an unexpected error: doubling from the first to the most.
 FIRST_RETRY = timedelta(seconds=5)
@@ -59,7 +59,7 @@ class Cluster(Protocol):
 
     async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool: ...
 
-    def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None: ...
+    async def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None: ...
 
 
 SpecIn = TypeVar("SpecIn", bound=ApiModel, contravariant=True)
@@ -134,7 +134,7 @@ async def run_tick(
     for failure in await steps.apply(spec, ref, decision.actions):
         logger.warning("will retry: %s", failure)
     for event in decision.events:
-        cluster.post_event(stored, event)
+        await cluster.post_event(stored, event)
     STATES.update(steps.kind.kind, ref.namespace, ref.name, decision.status.conditions)
     if steps.publish is not None:
         steps.publish(ref, spec, decision.status)
@@ -178,5 +178,8 @@ class KubeCluster:
     async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool:
         return await asyncio.to_thread(write_status, kind.plural, ref.namespace, ref.name, resource_version, patch)
 
-    def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
-        kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=event.type, reason=event.reason, message=event.message)
+    async def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
+        try:
+            await asyncio.to_thread(post_event, body, event.type, event.reason, event.message)
+        except KubeError as err:  # an Event is news, not state: losing one must not fail the tick
+            log.warning("could not post Event %s: %s", event.reason, err)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
@@ -30,6 +32,7 @@ __all__ = [
     "get_resource",
     "kube_call",
     "patch_resource",
+    "post_event",
     "write_status",
 ]
 
@@ -165,3 +168,33 @@ def write_status(plural: str, namespace: str, name: str, resource_version: str, 
     except Conflict:
         return False
     return True
+
+
+#: Who posts the Events, as `kubectl describe` shows in its From column.
+EVENT_SOURCE = "modelpilot"
+
+
+def post_event(involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """A core/v1 Event about the object ``involved`` (a body with apiVersion, kind, metadata)."""
+    meta = involved.get("metadata") or {}
+    now = datetime.now(UTC).isoformat()
+    event = {
+        "metadata": {"generateName": f"{meta.get('name', 'modelpilot')}.", "namespace": meta.get("namespace")},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion"),
+            "kind": involved.get("kind"),
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message,
+        "source": {"component": EVENT_SOURCE},
+        "reportingComponent": EVENT_SOURCE,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+    kube_call(kubernetes.client.CoreV1Api(api_client()).create_namespaced_event, meta.get("namespace"), event)

@@ -36,7 +36,7 @@ class Bodies:
     async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool:
         return True
 
-    def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
+    async def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
         pass
 
 

@@ -34,7 +34,7 @@ class RecordingCluster:
         self.written.append({**self.body.get("status", {}), **patch})
         return self.accept_writes
 
-    def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
+    async def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
         self.log.append(f"event {event.reason}")
 
 
