@@ -43,6 +43,7 @@ test: deps lint
 # and reconcile (configured in pyproject.toml).
 lint: venv
 	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
 
 unit: venv

@@ -36,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
 
     began = time.monotonic()
     host = machine()
-    print(f"modelpilot benchmarks ({'--quick' if args.quick else 'full'} run, {settings.repeats} measured runs "
-          f"after {settings.warmup} warm-up) on {host['cpu']}, {host['nproc']} CPUs, {host['memory_gib']} GiB, "
-          f"Python {host['python']}", flush=True)
+    print(
+        f"modelpilot benchmarks ({'--quick' if args.quick else 'full'} run, {settings.repeats} measured runs "
+        f"after {settings.warmup} warm-up) on {host['cpu']}, {host['nproc']} CPUs, {host['memory_gib']} GiB, "
+        f"Python {host['python']}",
+        flush=True,
+    )
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -47,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     if "samples" in chosen and not args.no_peers:
         try:
             peers = peer_env(log)
-            log(f"peers: {', '.join(f'{k} {v}' for k, v in sorted(peers.versions.items()))} "
-                f"(virtualenv ready in {peers.install_seconds:.0f}s)")
+            log(
+                f"peers: {', '.join(f'{k} {v}' for k, v in sorted(peers.versions.items()))} "
+                f"(virtualenv ready in {peers.install_seconds:.0f}s)"
+            )
         except (RuntimeError, OSError) as err:
             peers = f"peers unavailable: {err}"
             log(peers)

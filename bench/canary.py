@@ -87,8 +87,13 @@ def run(settings: Settings, *, log=print) -> Bench:
     bench = Bench(
         "canary_reaction",
         "5. Canary reaction: failing candidate to traffic back on stable (decision code, simulated clock)",
-        header=("interval x failure limit", "first failed check after onset", "traffic on stable after onset",
-                "Flagger model (interval x threshold)", "modelpilot / Flagger"),
+        header=(
+            "interval x failure limit",
+            "first failed check after onset",
+            "traffic on stable after onset",
+            "Flagger model (interval x threshold)",
+            "modelpilot / Flagger",
+        ),
     )
     if importlib.util.find_spec("modelpilot.reconcile.canary") is None:
         bench.skipped = "CanaryRelease not implemented (no modelpilot.reconcile.canary)"
@@ -104,13 +109,15 @@ def run(settings: Settings, *, log=print) -> Bench:
         to_stable = [o["to_stable"] for o in outcomes]
         to_fail = [o["to_first_fail"] for o in outcomes]
         median = statistics.median(to_stable)
-        bench.rows.append((
-            f"{interval} x {limit}",
-            f"{statistics.median(to_fail):.0f} s [{min(to_fail):.0f}-{max(to_fail):.0f}]",
-            f"{median:.0f} s [{min(to_stable):.0f}-{max(to_stable):.0f}]",
-            f"{flagger:.0f} s",
-            f"{median / flagger:.2f}",
-        ))
+        bench.rows.append(
+            (
+                f"{interval} x {limit}",
+                f"{statistics.median(to_fail):.0f} s [{min(to_fail):.0f}-{max(to_fail):.0f}]",
+                f"{median:.0f} s [{min(to_stable):.0f}-{max(to_stable):.0f}]",
+                f"{flagger:.0f} s",
+                f"{median / flagger:.2f}",
+            )
+        )
         bench.figures[f"{interval}x{limit}"] = {"outcomes": outcomes, "flagger_seconds": flagger}
         headline = headline or median / flagger
         log(f"  {interval} x {limit}: traffic on stable after {median:.0f}s (Flagger's model {flagger:.0f}s)")

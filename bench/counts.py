@@ -44,17 +44,20 @@ def make_counts(monitors: int, features: int, categorical: int, buckets: int, se
     drifted = np.zeros(features, dtype=bool)
     drifted[::10] = True
     before = np.stack([same if j < n_numerical else zipf for j in range(features)])
-    after = np.stack([
-        (shifted if j < n_numerical else reweighted) if drifted[j] else before[j] for j in range(features)
-    ])
+    after = np.stack([(shifted if j < n_numerical else reweighted) if drifted[j] else before[j] for j in range(features)])
     totals_ref = rng.integers(10_000, 100_000, size=(monitors, features))
     totals_cur = rng.integers(10_000, 100_000, size=(monitors, features))
     ref = rng.multinomial(totals_ref, np.broadcast_to(before, (monitors, features, buckets))).astype(np.float64)
     cur = rng.multinomial(totals_cur, np.broadcast_to(after, (monitors, features, buckets))).astype(np.float64)
     names = [f"x{j:02d}" if j < n_numerical else f"c{j - n_numerical:02d}" for j in range(features)]
     return {
-        "ref": ref, "cur": cur, "bounds": bounds, "names": names, "n_numerical": n_numerical,
-        "categories": [f"k{i:02d}" for i in range(buckets)], "drifted": drifted,
+        "ref": ref,
+        "cur": cur,
+        "bounds": bounds,
+        "names": names,
+        "n_numerical": n_numerical,
+        "categories": [f"k{i:02d}" for i in range(buckets)],
+        "drifted": drifted,
     }
 
 
@@ -74,10 +77,15 @@ def modelpilot_cycle(data: dict[str, Any], monitors: range) -> list[dict[str, An
                 drifts[name] = drift_from_counts(ref[m][j], cur[m][j], kind="numerical", upper_bounds=bounds, **common)
             else:
                 drifts[name] = drift_from_counts(ref[m][j], cur[m][j], kind="categorical", categories=categories, **common)
-        results.append(assess_drift(
-            drifts, alpha=spec.alpha, correction=spec.correction, effect_size=spec.effect_size,
-            effect_threshold=spec.effect_threshold,
-        ))
+        results.append(
+            assess_drift(
+                drifts,
+                alpha=spec.alpha,
+                correction=spec.correction,
+                effect_size=spec.effect_size,
+                effect_threshold=spec.effect_threshold,
+            )
+        )
     return results
 
 
@@ -149,7 +157,9 @@ def run(settings: Settings, *, profile: bool = False, log=print) -> Bench:
             "scipy": lambda: scipy_cycle(data),
             "floor": lambda: floor_cycle(data),
         },
-        repeats=settings.repeats, warmup=settings.warmup, clock=time.process_time,
+        repeats=settings.repeats,
+        warmup=settings.warmup,
+        clock=time.process_time,
     )
     verdicts, scipy_corrected, floor = last["modelpilot"], last["scipy"], last["floor"]
     log(f"  modelpilot: {timings['modelpilot']}; scipy: {timings['scipy']}; floor: {timings['floor']}")
@@ -166,18 +176,33 @@ def run(settings: Settings, *, profile: bool = False, log=print) -> Bench:
 
     mp = timings["modelpilot"].median
     rows = (
-        ("modelpilot (drift_from_counts per feature + assess_drift per monitor)", "modelpilot",
-         f"{int((mp_drift == expected).sum()):,}/{tests:,} as constructed"),
-        ("scipy chi2_contingency per feature + BH (test only)", "scipy",
-         f"{int((scipy_significant == mp_significant).sum()):,}/{tests:,} tests"),
-        ("floor: chi2 + PSI + KS + BH on all tables at once (numpy)", "floor",
-         f"{int((floor_drift == mp_drift).sum()):,}/{tests:,} verdicts"),
+        (
+            "modelpilot (drift_from_counts per feature + assess_drift per monitor)",
+            "modelpilot",
+            f"{int((mp_drift == expected).sum()):,}/{tests:,} as constructed",
+        ),
+        (
+            "scipy chi2_contingency per feature + BH (test only)",
+            "scipy",
+            f"{int((scipy_significant == mp_significant).sum()):,}/{tests:,} tests",
+        ),
+        (
+            "floor: chi2 + PSI + KS + BH on all tables at once (numpy)",
+            "floor",
+            f"{int((floor_drift == mp_drift).sum()):,}/{tests:,} verdicts",
+        ),
     )
     for label, key, agreement in rows:
         timing = timings[key]
-        bench.rows.append((
-            label, str(timing), f"{timing.median / tests * 1e6:.1f} µs", f"{ratio(timing.median, mp):.3f}", agreement,
-        ))
+        bench.rows.append(
+            (
+                label,
+                str(timing),
+                f"{timing.median / tests * 1e6:.1f} µs",
+                f"{ratio(timing.median, mp):.3f}",
+                agreement,
+            )
+        )
     per_test = mp / tests
     bench.notes.append(
         f"modelpilot: {mp:.2f} s CPU per cycle of {monitors:,} monitors = {mp / monitors * 1e3:.1f} ms per monitor "
@@ -187,13 +212,17 @@ def run(settings: Settings, *, profile: bool = False, log=print) -> Bench:
         f"{features - categorical} numerical features (20 histogram buckets) and {categorical} categorical "
         f"(20 categories) per monitor, 10,000-100,000 observations per window, every tenth feature drifted"
     )
-    bench.figures.update({
-        "monitors": monitors, "features": features, "buckets": buckets,
-        "cpu_seconds": {k: t.median for k, t in timings.items()},
-        "timings": {k: vars(t) | {"runs": list(t.runs)} for k, t in timings.items()},
-        "modelpilot_us_per_feature_test": per_test * 1e6,
-        "modelpilot_over_floor": ratio(mp, timings["floor"].median),
-        "modelpilot_over_scipy": ratio(mp, timings["scipy"].median),
-    })
+    bench.figures.update(
+        {
+            "monitors": monitors,
+            "features": features,
+            "buckets": buckets,
+            "cpu_seconds": {k: t.median for k, t in timings.items()},
+            "timings": {k: vars(t) | {"runs": list(t.runs)} for k, t in timings.items()},
+            "modelpilot_us_per_feature_test": per_test * 1e6,
+            "modelpilot_over_floor": ratio(mp, timings["floor"].median),
+            "modelpilot_over_scipy": ratio(mp, timings["scipy"].median),
+        }
+    )
     bench.result = ("drift_counts_cpu_seconds_per_cycle", f"{mp:.2f}")
     return bench

@@ -79,7 +79,10 @@ def _per_feature(promql: str, feature: str) -> str:
 
 
 async def naive_cycle(
-    specs: list[ModelMonitorSpec], at: datetime, numerical: tuple[str, ...], categorical: tuple[str, ...],
+    specs: list[ModelMonitorSpec],
+    at: datetime,
+    numerical: tuple[str, ...],
+    categorical: tuple[str, ...],
     answered: list[float],
 ):
     """The same plan with one query per feature and window; returns (queries, feature answers)."""
@@ -173,24 +176,26 @@ def run(settings: Settings, stack: Stack, *, profile: bool = False, log=print) -
     ]
     evaluate_cpu = time.process_time() - began
     if profile:
-        bench.figures["profile_evaluate_monitor"] = profile_top(lambda: [
-            decide_monitor(spec, ModelMonitorStatus(), obs, generation=1, now=at)
-            for spec, obs in zip(specs[:20], observations[:20])
-        ], lines=25)
+        bench.figures["profile_evaluate_monitor"] = profile_top(
+            lambda: [
+                decide_monitor(spec, ModelMonitorStatus(), obs, generation=1, now=at)
+                for spec, obs in zip(specs[:20], observations[:20])
+            ],
+            lines=25,
+        )
     expected = {f for i, f in enumerate(fleet.numerical) if i % 10 == 0} | {
         f for i, f in enumerate(fleet.categorical) if i % 5 == 0
     }
-    as_built = sum(
-        {f.name for f in e.status.features if f.verdict == "Drift"} == expected for e in evaluations
-    )
+    as_built = sum({f.name for f in e.status.features if f.verdict == "Drift"} == expected for e in evaluations)
 
     g, n = timings["grouped"], timings["naive"]
-    bench.rows.append(("modelpilot: one query per metric family and window (observe_monitor)",
-                       f"{grouped_queries:,}", str(g), "1"))
-    bench.rows.append(("naive: one query per feature and window", f"{naive_queries:,}", str(n),
-                       f"{ratio(n.median, g.median):.2f}"))
-    bench.rows.append(("then evaluate_monitor on the grouped answers (CPU, all monitors)", "",
-                       f"{evaluate_cpu:.2f} s", ""))
+    bench.rows.append(
+        ("modelpilot: one query per metric family and window (observe_monitor)", f"{grouped_queries:,}", str(g), "1")
+    )
+    bench.rows.append(
+        ("naive: one query per feature and window", f"{naive_queries:,}", str(n), f"{ratio(n.median, g.median):.2f}")
+    )
+    bench.rows.append(("then evaluate_monitor on the grouped answers (CPU, all monitors)", "", f"{evaluate_cpu:.2f} s", ""))
     bench.notes.append(
         f"naive / grouped: {ratio(naive_queries, grouped_queries):.1f}x the queries, "
         f"{ratio(n.median, g.median):.2f}x the wall time; feature answers identical in both plans: "
@@ -205,24 +210,28 @@ def run(settings: Settings, stack: Stack, *, profile: bool = False, log=print) -
         f"answers later than the monitors' {own_timeout:.0f}s timeout, which would have failed in the operator: "
         f"{late['grouped']} grouped, {late['naive']:,} naive (the measured cycles allow {CYCLE_TIMEOUT.seconds // 60} min)"
     )
-    bench.notes.append(
-        f"verdicts as constructed (drifted: {', '.join(sorted(expected))}) on {as_built}/{len(specs)} monitors"
-    )
+    bench.notes.append(f"verdicts as constructed (drifted: {', '.join(sorted(expected))}) on {as_built}/{len(specs)} monitors")
     facts = stack.facts
     bench.notes.append(
         f"history: {facts['series']:,} series, {facts['samples']:,} samples, {facts['step_seconds'] / 60:.0f}-minute step "
         f"over 2 days; drift window 1d against the day before; the client runs each query in a thread of "
         f"asyncio's default pool, as the operator does"
     )
-    bench.figures.update({
-        "monitors": len(specs), "features": len(fleet.features), "stack": facts,
-        "queries": {"grouped": grouped_queries, "naive": naive_queries},
-        "wall_seconds": {k: t.median for k, t in timings.items()},
-        "timings": {k: vars(t) | {"runs": list(t.runs)} for k, t in timings.items()},
-        "answers_identical": identical, "failed_queries": failures,
-        "last_answer_seconds": {k: max(v) for k, v in answered.items()},
-        "answers_after_monitor_timeout": late,
-        "evaluate_cpu_seconds": evaluate_cpu, "verdicts_as_constructed": as_built,
-    })
+    bench.figures.update(
+        {
+            "monitors": len(specs),
+            "features": len(fleet.features),
+            "stack": facts,
+            "queries": {"grouped": grouped_queries, "naive": naive_queries},
+            "wall_seconds": {k: t.median for k, t in timings.items()},
+            "timings": {k: vars(t) | {"runs": list(t.runs)} for k, t in timings.items()},
+            "answers_identical": identical,
+            "failed_queries": failures,
+            "last_answer_seconds": {k: max(v) for k, v in answered.items()},
+            "answers_after_monitor_timeout": late,
+            "evaluate_cpu_seconds": evaluate_cpu,
+            "verdicts_as_constructed": as_built,
+        }
+    )
     bench.result = ("query_fanout_naive_over_grouped_wall", f"{ratio(n.median, g.median):.2f}")
     return bench

@@ -119,8 +119,11 @@ def modelpilot_here(meta, arrays, source: str):
         for i, name in enumerate(meta["categorical"]):
             drifts[name] = drift_from_samples(arrays["cat_ref"][i], arrays["cat_cur"][i], kind="categorical", **common)
         return assess_drift(
-            drifts, alpha=settings["alpha"], correction=settings["correction"],
-            effect_size=settings["effect_size"], effect_threshold=settings["effect_threshold"],
+            drifts,
+            alpha=settings["alpha"],
+            correction=settings["correction"],
+            effect_size=settings["effect_size"],
+            effect_threshold=settings["effect_threshold"],
         )
 
     return run, lambda verdicts: {"drifted": {name: bool(v.drifted) for name, v in verdicts.items()}}

@@ -32,7 +32,10 @@ class PeerEnv:
         return subprocess.run(
             # -I: the script's folder (bench/) stays off sys.path, so no bench module can shadow one
             # of the peers' imports, and PYTHON* variables of the operator's environment are ignored.
-            [str(self.python), "-I", *args], capture_output=True, text=True, timeout=timeout,
+            [str(self.python), "-I", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={**os.environ, **QUIET_ENV},
         )
 
@@ -52,7 +55,8 @@ def peer_env(log=print) -> PeerEnv:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
         pip = subprocess.run(
             [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if pip.returncode != 0:
             raise RuntimeError(f"pip could not install the peers:\n{(pip.stdout + pip.stderr)[-3000:]}")

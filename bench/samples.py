@@ -75,8 +75,10 @@ def _categorical(rng: np.random.Generator, n: int) -> list[tuple[str, list[float
 def _cycled(described: list[tuple], count: int) -> list[tuple]:
     """The first ``count`` descriptions; more than described repeat them under new names."""
     return [
-        (described[i % len(described)][0] + (f"_{i // len(described)}" if i >= len(described) else ""),
-         *described[i % len(described)][1:])
+        (
+            described[i % len(described)][0] + (f"_{i // len(described)}" if i >= len(described) else ""),
+            *described[i % len(described)][1:],
+        )
         for i in range(count)
     ]
 
@@ -104,8 +106,12 @@ def make_data(directory: Path, *, features: int, n: int, seed: int = 2024) -> di
         "drifted": [name for name, *_ in (*numerical, *categorical) if name.startswith("drift_")],
         # What the ModelMonitor spec defaults to, for the copy of modelpilot in the peers' venv.
         "settings": {
-            "alpha": spec.alpha, "correction": spec.correction, "effect_size": spec.effect_size,
-            "effect_threshold": spec.effect_threshold, "min_samples": spec.min_samples, "bands": list(spec.psi_bands),
+            "alpha": spec.alpha,
+            "correction": spec.correction,
+            "effect_size": spec.effect_size,
+            "effect_threshold": spec.effect_threshold,
+            "min_samples": spec.min_samples,
+            "bands": list(spec.psi_bands),
         },
     }
     (directory / "meta.json").write_text(json.dumps(meta))
@@ -126,7 +132,10 @@ def modelpilot_report(meta: dict[str, Any], arrays: dict[str, np.ndarray]):
     for i, name in enumerate(meta["categorical"]):
         drifts[name] = drift_from_samples(arrays["cat_ref"][i], arrays["cat_cur"][i], kind="categorical", **common)
     verdicts = assess_drift(
-        drifts, alpha=spec.alpha, correction=spec.correction, effect_size=spec.effect_size,
+        drifts,
+        alpha=spec.alpha,
+        correction=spec.correction,
+        effect_size=spec.effect_size,
         effect_threshold=spec.effect_threshold,
     )
     return drifts, verdicts
@@ -163,7 +172,7 @@ def profile_top(run: Callable[[], Any], lines: int = 14) -> str:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(lines)
     text = out.getvalue()
-    return text[text.find("ncalls"):].rstrip()
+    return text[text.find("ncalls") :].rstrip()
 
 
 def _names(flags: dict[str, bool]) -> list[str]:
@@ -183,8 +192,10 @@ def run(settings: Settings, peers: PeerEnv | str, *, profile: bool = False, log=
         began = time.perf_counter()
         meta = make_data(directory, features=features, n=n)
         arrays = _load(directory)
-        log(f"  data: {len(meta['numerical'])} numerical + {len(meta['categorical'])} categorical features, "
-            f"{len(meta['drifted'])} drifted ({time.perf_counter() - began:.1f}s to generate)")
+        log(
+            f"  data: {len(meta['numerical'])} numerical + {len(meta['categorical'])} categorical features, "
+            f"{len(meta['drifted'])} drifted ({time.perf_counter() - began:.1f}s to generate)"
+        )
 
         timings, last = measure_rounds(
             {
@@ -192,7 +203,8 @@ def run(settings: Settings, peers: PeerEnv | str, *, profile: bool = False, log=
                 "scipy": lambda: scipy_tests(meta, arrays),
                 "floor": lambda: floor(arrays),
             },
-            repeats=settings.repeats, warmup=settings.warmup,
+            repeats=settings.repeats,
+            warmup=settings.warmup,
         )
         (drifts, verdicts), reference = last["modelpilot"], last["scipy"]
         log(f"  modelpilot: {timings['modelpilot']}; scipy: {timings['scipy']}; floor: {timings['floor']}")
@@ -206,8 +218,13 @@ def run(settings: Settings, peers: PeerEnv | str, *, profile: bool = False, log=
         else:
             out = directory / "peers.json"
             completed = peers.run(
-                str(PEER_SCRIPT), str(directory), str(settings.repeats), str(settings.warmup), str(out),
-                str(SOURCE), timeout=7200,
+                str(PEER_SCRIPT),
+                str(directory),
+                str(settings.repeats),
+                str(settings.warmup),
+                str(out),
+                str(SOURCE),
+                timeout=7200,
             )
             peer_error = None if out.exists() else f"peer script failed: {completed.stderr[-2000:]}"
             if out.exists():
@@ -223,10 +240,15 @@ def run(settings: Settings, peers: PeerEnv | str, *, profile: bool = False, log=
         return "yes" if _names(flags) == _names(sp_significant) else "NO"
 
     mp_time = timings["modelpilot"].median
-    bench.rows.append((
-        "modelpilot (drift_from_samples per feature + assess_drift)", str(timings["modelpilot"]), "1",
-        f"{sum(mp_drift.values())}/{features}", agrees(mp_drift),
-    ))
+    bench.rows.append(
+        (
+            "modelpilot (drift_from_samples per feature + assess_drift)",
+            str(timings["modelpilot"]),
+            "1",
+            f"{sum(mp_drift.values())}/{features}",
+            agrees(mp_drift),
+        )
+    )
     versions = bench.figures.get("peer_versions", {})
     peer_ratios = {}
     for key, label in (
@@ -247,35 +269,54 @@ def run(settings: Settings, peers: PeerEnv | str, *, profile: bool = False, log=
         bench.figures[f"{key}_drifted"] = _names(drifted)
         if key == "evidently":
             bench.figures["evidently_methods"] = sorted(set(result["methods"].values()))
-    bench.rows.append((
-        "scipy ks_2samp / chi2_contingency + BH (tests only)", str(timings["scipy"]),
-        f"{ratio(timings['scipy'].median, mp_time):.2f}", f"{sum(sp_significant.values())}/{features}", "(reference)",
-    ))
-    bench.rows.append((
-        f"floor: one sort per column (numpy {np.__version__})", str(timings["floor"]),
-        f"{ratio(timings['floor'].median, mp_time):.2f}", "", "",
-    ))
+    bench.rows.append(
+        (
+            "scipy ks_2samp / chi2_contingency + BH (tests only)",
+            str(timings["scipy"]),
+            f"{ratio(timings['scipy'].median, mp_time):.2f}",
+            f"{sum(sp_significant.values())}/{features}",
+            "(reference)",
+        )
+    )
+    bench.rows.append(
+        (
+            f"floor: one sort per column (numpy {np.__version__})",
+            str(timings["floor"]),
+            f"{ratio(timings['floor'].median, mp_time):.2f}",
+            "",
+            "",
+        )
+    )
     peer_floor = peer_results.get("floor_peer_numpy")
     if peer_floor and "runs" in peer_floor:
         timing = Timing.of(peer_floor["runs"])
-        bench.rows.append((
-            f"floor in the peers' venv (numpy {versions.get('numpy', '?')})", str(timing),
-            f"{ratio(timing.median, mp_time):.2f}", "", "",
-        ))
+        bench.rows.append(
+            (
+                f"floor in the peers' venv (numpy {versions.get('numpy', '?')})",
+                str(timing),
+                f"{ratio(timing.median, mp_time):.2f}",
+                "",
+                "",
+            )
+        )
         bench.figures["floor_peer_numpy_seconds"] = timing.median
     peer_mp = peer_results.get("modelpilot_peer_numpy")
     if peer_mp and "runs" in peer_mp:
         timing = Timing.of(peer_mp["runs"])
         drifted = {name: bool(flag) for name, flag in peer_mp["drifted"].items()}
-        bench.rows.insert(1, (
-            f"modelpilot, same code in the peers' venv (numpy {versions.get('numpy', '?')})", str(timing),
-            f"{ratio(timing.median, mp_time):.2f}", f"{sum(drifted.values())}/{features}", agrees(drifted),
-        ))
+        bench.rows.insert(
+            1,
+            (
+                f"modelpilot, same code in the peers' venv (numpy {versions.get('numpy', '?')})",
+                str(timing),
+                f"{ratio(timing.median, mp_time):.2f}",
+                f"{sum(drifted.values())}/{features}",
+                agrees(drifted),
+            ),
+        )
         bench.figures["modelpilot_peer_numpy_seconds"] = timing.median
         for key in peer_ratios:
-            bench.figures.setdefault("peer_over_modelpilot_same_numpy", {})[key] = ratio(
-                timings[key].median, timing.median
-            )
+            bench.figures.setdefault("peer_over_modelpilot_same_numpy", {})[key] = ratio(timings[key].median, timing.median)
 
     # How close modelpilot's p-values are to scipy's, where both are representable.
     gaps = [
@@ -303,18 +344,20 @@ def run(settings: Settings, peers: PeerEnv | str, *, profile: bool = False, log=
     )
     if "evidently_methods" in bench.figures:
         bench.notes.append(f"Evidently chose: {'; '.join(bench.figures['evidently_methods'])}")
-    bench.figures.update({
-        "features": features,
-        "rows": n,
-        "seconds": {k: t.median for k, t in timings.items()},
-        "timings": {k: vars(t) | {"runs": list(t.runs)} for k, t in timings.items()},
-        "modelpilot_over_floor": floor_ratio,
-        "peer_over_modelpilot": peer_ratios,
-        "modelpilot_drifted": _names(mp_drift),
-        "scipy_significant": _names(sp_significant),
-        "expected_drifted": sorted(expected),
-        "max_log10_pvalue_gap": max(gaps) if gaps else 0.0,
-    })
+    bench.figures.update(
+        {
+            "features": features,
+            "rows": n,
+            "seconds": {k: t.median for k, t in timings.items()},
+            "timings": {k: vars(t) | {"runs": list(t.runs)} for k, t in timings.items()},
+            "modelpilot_over_floor": floor_ratio,
+            "peer_over_modelpilot": peer_ratios,
+            "modelpilot_drifted": _names(mp_drift),
+            "scipy_significant": _names(sp_significant),
+            "expected_drifted": sorted(expected),
+            "max_log10_pvalue_gap": max(gaps) if gaps else 0.0,
+        }
+    )
     if same_numpy:
         # The conservative headline: each peer against modelpilot on the peers' own numpy.
         bench.result = ("drift_samples_fastest_peer_over_modelpilot", f"{min(same_numpy.values()):.2f}")

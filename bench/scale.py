@@ -175,8 +175,12 @@ def run(settings: Settings, stack: Stack, *, log=print) -> Bench:
         delta = end_counts - mark
         own_lists = api.lists - lists_before - 1  # our polls inside the window (none but the last, after it)
         peak_rss = max(peak_rss, steady["VmRSS"])
-        errors = sum(1 for item in items for c in (item.get("status") or {}).get("conditions", [])
-                     if c["type"] == "Ready" and c["status"] != "True")
+        errors = sum(
+            1
+            for item in items
+            for c in (item.get("status") or {}).get("conditions", [])
+            if c["type"] == "Ready" and c["status"] != "True"
+        )
     finally:
         operator.stop()
 
@@ -214,17 +218,27 @@ def run(settings: Settings, stack: Stack, *, log=print) -> Bench:
         "API requests from the API server's apiserver_request_total, before and after; the benchmark's own "
         "status polls (LIST) are subtracted"
     )
-    bench.figures.update({
-        "monitors": count, "interval": interval,
-        "rss_mib": {"idle": idle["VmRSS"], "after_first": after_first["VmRSS"], "steady": steady["VmRSS"],
-                    "hwm": steady["VmHWM"], "sampled_peak": peak_rss},
-        "seconds_to_all_first": all_first, "seconds_to_half_first": half_first,
-        "create_seconds": created_in, "seconds_to_last_first_cycle_event": events_done,
-        "first_cycle_requests": {"/".join(k): v for k, v in setup.items()},
-        "steady_requests": {"/".join(k): v for k, v in delta.items()},
-        "evaluations_in_interval": in_window,
-        "status_patches_per_evaluation": per_eval,
-        "not_ready": errors,
-    })
+    bench.figures.update(
+        {
+            "monitors": count,
+            "interval": interval,
+            "rss_mib": {
+                "idle": idle["VmRSS"],
+                "after_first": after_first["VmRSS"],
+                "steady": steady["VmRSS"],
+                "hwm": steady["VmHWM"],
+                "sampled_peak": peak_rss,
+            },
+            "seconds_to_all_first": all_first,
+            "seconds_to_half_first": half_first,
+            "create_seconds": created_in,
+            "seconds_to_last_first_cycle_event": events_done,
+            "first_cycle_requests": {"/".join(k): v for k, v in setup.items()},
+            "steady_requests": {"/".join(k): v for k, v in delta.items()},
+            "evaluations_in_interval": in_window,
+            "status_patches_per_evaluation": per_eval,
+            "not_ready": errors,
+        }
+    )
     bench.result = ("operator_scale_seconds_to_all_first_evaluations", f"{all_first:.0f}")
     return bench

@@ -57,9 +57,11 @@ class Stack:
                 "generate_seconds": round(generated, 1),
                 "backfill_seconds": round(prometheus.backfill_seconds, 1),
             }
-            log(f"  Prometheus: {models} models x {len(fleet.features)} features, {facts['series']:,} series, "
+            log(
+                f"  Prometheus: {models} models x {len(fleet.features)} features, {facts['series']:,} series, "
                 f"{samples:,} samples at a {step} step over 2 days (generated in {generated:.0f}s, "
-                f"backfilled in {prometheus.backfill_seconds:.0f}s)")
+                f"backfilled in {prometheus.backfill_seconds:.0f}s)"
+            )
             return cls(workdir, fleet, prometheus, facts)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -113,7 +113,9 @@ class Stage:
             weights = {b["name"]: float(b.get("weight", 1)) for b in refs}
         else:
             service = custom.get_namespaced_custom_object("networking.istio.io", "v1", self.namespace, "virtualservices", STABLE)
-            routes = next(h["route"] for h in service["spec"]["http"] if any(d["destination"]["host"] == STABLE for d in h["route"]))
+            routes = next(
+                h["route"] for h in service["spec"]["http"] if any(d["destination"]["host"] == STABLE for d in h["route"])
+            )
             weights = {d["destination"]["host"]: float(d.get("weight", 100)) for d in routes}
         return {"stable": weights.get(STABLE, 0.0), "candidate": weights.get(self.candidate, 0.0)}
 
@@ -148,7 +150,9 @@ def stable_objects(model: str, router: str) -> list[dict[str, Any]]:
     env += [{"name": k, "value": v} for k, v in SERVER_ENV.items()]
     objects: list[dict[str, Any]] = [
         {
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": STABLE},
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": STABLE},
             "spec": {
                 "replicas": 4,
                 "selector": {"matchLabels": {"app": STABLE}},
@@ -159,22 +163,38 @@ def stable_objects(model: str, router: str) -> list[dict[str, Any]]:
             },
         },
         {
-            "apiVersion": "v1", "kind": "Service", "metadata": {"name": STABLE},
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": STABLE},
             "spec": {"selector": {"app": STABLE}, "ports": [{"name": "http", "port": 80, "targetPort": 8501}]},
         },
     ]
     if router == "gatewayAPI":
-        objects.append({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": STABLE},
-            "spec": {"parentRefs": [{"name": "gateway"}], "rules": [
-                {"matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}], "backendRefs": [{"name": STABLE, "port": 80}]},
-            ]},
-        })
+        objects.append(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {"name": STABLE},
+                "spec": {
+                    "parentRefs": [{"name": "gateway"}],
+                    "rules": [
+                        {
+                            "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
+                            "backendRefs": [{"name": STABLE, "port": 80}],
+                        },
+                    ],
+                },
+            }
+        )
     if router == "istio":
-        objects.append({
-            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": STABLE},
-            "spec": {"hosts": [STABLE], "http": [{"route": [{"destination": {"host": STABLE, "port": {"number": 80}}}]}]},
-        })
+        objects.append(
+            {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "VirtualService",
+                "metadata": {"name": STABLE},
+                "spec": {"hosts": [STABLE], "http": [{"route": [{"destination": {"host": STABLE, "port": {"number": 80}}}]}]},
+            }
+        )
     return objects
 
 
@@ -210,8 +230,14 @@ def release(stage: Stage, prometheus: PrometheusServer, mlflow_url: str, version
 
 @contextmanager
 def serving(
-    operator: OperatorProcess, route_crds: Cluster, mlflow_server: MlflowServer, prometheus: PrometheusServer,
-    namespace: str, ports: dict[str, int], router: str, tmp_path: Path,
+    operator: OperatorProcess,
+    route_crds: Cluster,
+    mlflow_server: MlflowServer,
+    prometheus: PrometheusServer,
+    namespace: str,
+    ports: dict[str, int],
+    router: str,
+    tmp_path: Path,
 ) -> Iterator[tuple[Stage, list[str]]]:
     """The stable model served and loaded at RPS requests a second, split as the router says."""
     model = f"fraud-{uuid.uuid4().hex[:6]}"
@@ -239,8 +265,13 @@ def serving(
 
 @pytest.fixture
 def stack(
-    operator: OperatorProcess, route_crds: Cluster, mlflow_server: MlflowServer, prometheus: PrometheusServer,
-    namespace: str, ports: dict[str, int], tmp_path: Path,
+    operator: OperatorProcess,
+    route_crds: Cluster,
+    mlflow_server: MlflowServer,
+    prometheus: PrometheusServer,
+    namespace: str,
+    ports: dict[str, int],
+    tmp_path: Path,
 ) -> Callable[[str], Any]:
     return lambda router: serving(operator, route_crds, mlflow_server, prometheus, namespace, ports, router, tmp_path)
 
@@ -258,8 +289,11 @@ def events(stage: Stage, last: str) -> list[tuple[str, str, str]]:
 
 def cli(stage: Stage, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "modelpilot.cli", *args, "-n", stage.namespace], capture_output=True, text=True,
-        env={**os.environ, "KUBECONFIG": str(stage.cluster.kubeconfig)}, timeout=60,
+        [sys.executable, "-m", "modelpilot.cli", *args, "-n", stage.namespace],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(stage.cluster.kubeconfig)},
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -327,8 +361,13 @@ def test_healthy_candidate_walks_every_step_is_promoted_and_moves_the_alias(
     ids=["higher-error-rate", "slower-latency-distribution", "lower-accuracy"],
 )
 def test_worse_candidate_is_rolled_back_at_the_first_step_with_the_reason(
-    stack: Callable[[str], Any], prometheus: PrometheusServer, mlflow_server: MlflowServer,
-    router: str, override: dict[str, str], metric: str, record_property: Callable[[str, object], None],
+    stack: Callable[[str], Any],
+    prometheus: PrometheusServer,
+    mlflow_server: MlflowServer,
+    router: str,
+    override: dict[str, str],
+    metric: str,
+    record_property: Callable[[str, object], None],
 ) -> None:
     with stack(router) as (stage, (champion, candidate)):
         env = [{"name": k, "value": v} for k, v in override.items()]
@@ -385,11 +424,13 @@ def test_operator_killed_at_each_step_resumes_the_same_release_and_promotes_once
         apply(stage.cluster, stage.namespace, release(stage, prometheus, mlflow_server.url, candidate))
         try:
             for step in (1, 2, 3):
-                status = stage.wait(lambda s: s.get("currentStep") == step and bool(s.get("stepStarted")), f"step {step}", timeout=120)
+                status = stage.wait(
+                    lambda s, step=step: s.get("currentStep") == step and bool(s.get("stepStarted")), f"step {step}", timeout=120
+                )
                 operator.kill()
                 time.sleep(1)
                 operator.start()
-                after = stage.wait(lambda s: s.get("currentStep", 0) >= step, f"step {step} kept", timeout=60)
+                after = stage.wait(lambda s, step=step: s.get("currentStep", 0) >= step, f"step {step} kept", timeout=60)
                 assert after["release"] == status["release"] and after["started"] == status["started"]
             promoting = stage.wait(lambda s: s.get("phase") in ("Promoting", "Promoted"), "promotion", timeout=120)
             if promoting["phase"] == "Promoting":
@@ -450,13 +491,19 @@ def test_manual_promotion_waits_for_approval_behind_a_confirm_rollout_gate(
 ) -> None:
     _Hooks.answers["/confirm"] = 503
     with stack("istio") as (stage, (_, candidate)):
-        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hooks"},
-                  "stringData": {"confirm": f"{hooks}/confirm", "events": f"{hooks}/events"}}
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hooks"},
+            "stringData": {"confirm": f"{hooks}/confirm", "events": f"{hooks}/events"},
+        }
         webhooks = [
             {"type": "confirm-rollout", "urlSecret": {"name": "hooks", "key": "confirm"}, "timeout": "2s"},
             {"type": "event", "urlSecret": {"name": "hooks", "key": "events"}, "timeout": "2s"},
         ]
-        manifest = release(stage, prometheus, mlflow_server.url, candidate, stepWeights=[50], promotion="manual", webhooks=webhooks)
+        manifest = release(
+            stage, prometheus, mlflow_server.url, candidate, stepWeights=[50], promotion="manual", webhooks=webhooks
+        )
         apply(stage.cluster, stage.namespace, secret, manifest)
         stage.wait(lambda s: s.get("phase") == "Initializing", "initializing", timeout=30)
         wait_for(lambda: stage.condition("Paused")[:2] == ("True", "WaitingForHook"), timeout=30, what="the gate")
@@ -485,7 +532,9 @@ def test_manual_promotion_waits_for_approval_behind_a_confirm_rollout_gate(
 
 
 def test_abort_sends_traffic_back_to_stable_at_once_and_leaves_the_alias(
-    stack: Callable[[str], Any], prometheus: PrometheusServer, mlflow_server: MlflowServer,
+    stack: Callable[[str], Any],
+    prometheus: PrometheusServer,
+    mlflow_server: MlflowServer,
     record_property: Callable[[str, object], None],
 ) -> None:
     with stack("gatewayAPI") as (stage, (champion, candidate)):

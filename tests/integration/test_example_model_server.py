@@ -72,7 +72,11 @@ def _start(args: list[str], env: Mapping[str, str]) -> Server:
     port = free_port()
     process = spawn(
         [sys.executable, str(EXAMPLE / "server.py"), *args, "--port", str(port)],
-        cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert process.stdout is not None
     with selectors.DefaultSelector() as selector:
@@ -123,9 +127,7 @@ def _total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels
 
 def test_traffic_split_and_error_rate_show_in_each_servers_metrics(start_server: Callable[..., Server]) -> None:
     stable = start_server(*COMMON_ARGS, env={"MODEL_VERSION": "3", "ACCURACY": "0.95", "SEED": "1"})
-    canary = start_server(
-        *COMMON_ARGS, env={"MODEL_VERSION": "4", "ERROR_RATE": "0.2", "ACCURACY": "0.8", "SEED": "2"}
-    )
+    canary = start_server(*COMMON_ARGS, env={"MODEL_VERSION": "4", "ERROR_RATE": "0.2", "ACCURACY": "0.8", "SEED": "2"})
     rps, duration = 40, 5.0
     generator = loadgen.LoadGenerator(
         {"stable": stable.url, "canary": canary.url}, lambda: {"stable": 50, "canary": 50}, rps, seed=7
@@ -164,9 +166,7 @@ def test_traffic_split_and_error_rate_show_in_each_servers_metrics(start_server:
         assert set(predictions) == {"legit", "review", "fraud"}
         assert sum(predictions.values()) == success
         feedback = [(lab, v) for n_, lab, v in samples if n_ == "model_feedback_total"]
-        assert {frozenset(lab) for lab, _ in feedback} == {
-            frozenset({"model", "version", "predicted", "actual", "group"})
-        }
+        assert {frozenset(lab) for lab, _ in feedback} == {frozenset({"model", "version", "predicted", "actual", "group"})}
         labelled = sum(v for _, v in feedback)
         right = sum(v for lab, v in feedback if lab["predicted"] == lab["actual"])
         assert labelled == success
@@ -183,16 +183,12 @@ def test_traffic_split_and_error_rate_show_in_each_servers_metrics(start_server:
         assert _total(samples, "model_batch_size_sum") == success
 
 
-def test_weights_read_from_a_file_move_traffic_while_running(
-    start_server: Callable[..., Server], tmp_path: Path
-) -> None:
+def test_weights_read_from_a_file_move_traffic_while_running(start_server: Callable[..., Server], tmp_path: Path) -> None:
     stable = start_server(*COMMON_ARGS, env={"MODEL_VERSION": "3"})
     canary = start_server(*COMMON_ARGS, env={"MODEL_VERSION": "4"})
     weights = tmp_path / "weights.json"
     weights.write_text(json.dumps({"stable": 100, "canary": 0}))
-    generator = loadgen.LoadGenerator(
-        {"stable": stable.url, "canary": canary.url}, loadgen.WeightsFile(weights), rps=20, seed=1
-    )
+    generator = loadgen.LoadGenerator({"stable": stable.url, "canary": canary.url}, loadgen.WeightsFile(weights), rps=20, seed=1)
     generator.start(duration=30)
     try:
         wait_for(lambda: generator.stats.targets["stable"].sent > 10, timeout=20, what="traffic to stable")
@@ -227,7 +223,8 @@ def test_server_refuses_bad_requests_and_counts_them_as_errors(start_server: Cal
     assert server.post(f"/v1/models/{MODEL}:predict", b'{"instances": []}')[0] == 400
     assert server.post("/v1/models/other-model:predict", b'{"instances": [{}]}')[0] == 404
     assert server.post(f"/v1/models/{MODEL}:feedback", b'{"predicted": "fraud", "actual": "legit", "group": "eu"}') == (
-        200, {"recorded": 1}
+        200,
+        {"recorded": 1},
     )
     assert server.post(f"/v1/models/{MODEL}:feedback", b'{"predicted": "cat", "actual": "legit"}')[0] == 400
     with urllib.request.urlopen(f"{server.url}/healthz", timeout=10) as response:
@@ -241,10 +238,28 @@ def test_server_refuses_bad_requests_and_counts_them_as_errors(start_server: Cal
 def test_loadgen_cli_stops_by_itself_and_prints_its_totals(start_server: Callable[..., Server]) -> None:
     server = start_server("--model", MODEL, "--version", "3", "--latency-ms", "1")
     result = subprocess.run(
-        [sys.executable, str(EXAMPLE / "loadgen.py"), "--target", f"stable={server.url}",
-         "--weights", "stable=1", "--rps", "10", "--duration", "1.5", "--seed", "3",
-         "--feature-shift", "amount_scale=2", "--feature-shift", "missing_rate=0.5"],
-        cwd=REPO, capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            str(EXAMPLE / "loadgen.py"),
+            "--target",
+            f"stable={server.url}",
+            "--weights",
+            "stable=1",
+            "--rps",
+            "10",
+            "--duration",
+            "1.5",
+            "--seed",
+            "3",
+            "--feature-shift",
+            "amount_scale=2",
+            "--feature-shift",
+            "missing_rate=0.5",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 0, result.stderr
     totals = json.loads(result.stdout)

@@ -68,13 +68,22 @@ def test_the_operator_runs_on_its_service_account_alone(
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(config))
     serving_deployment(installed, namespace)
-    installed.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(drift_monitor(drift_prometheus.url, name="rbac-check")))
+    installed.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(drift_monitor(drift_prometheus.url, name="rbac-check"))
+    )
     restricted_cluster = Cluster(kubeconfig, installed.kubectl_binary)
     with OperatorProcess(restricted_cluster, tmp_path, namespaces=[namespace]) as restricted:
         ready = wait_for(
-            lambda: next((c for c in installed.get("mm", "rbac-check", namespace).get("status", {}).get("conditions", [])
-                          if c["type"] == "Ready" and c["reason"] == "Evaluated"), None),
-            timeout=90, what="an evaluation by the restricted operator",
+            lambda: next(
+                (
+                    c
+                    for c in installed.get("mm", "rbac-check", namespace).get("status", {}).get("conditions", [])
+                    if c["type"] == "Ready" and c["reason"] == "Evaluated"
+                ),
+                None,
+            ),
+            timeout=90,
+            what="an evaluation by the restricted operator",
         )
         assert ready["status"] == "True"
         assert "Forbidden" not in restricted.log_tail(400)

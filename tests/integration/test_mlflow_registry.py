@@ -32,9 +32,7 @@ def client(mlflow_server: MlflowServer) -> MlflowClient:
     return MlflowClient(tracking_uri=mlflow_server.url)
 
 
-def log_training_run(
-    client: MlflowClient, experiment: str, *, tags: dict[str, str] | None = None, accuracy: float = 0.9
-) -> str:
+def log_training_run(client: MlflowClient, experiment: str, *, tags: dict[str, str] | None = None, accuracy: float = 0.9) -> str:
     """A finished run with a metric and a tiny model artifact (mlflow-skinny has no flavours)."""
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
@@ -48,9 +46,7 @@ def log_training_run(
     return run_id
 
 
-def test_registering_a_run_creates_the_model_and_a_ready_version(
-    registry: MlflowRegistry, client: MlflowClient
-) -> None:
+def test_registering_a_run_creates_the_model_and_a_ready_version(registry: MlflowRegistry, client: MlflowClient) -> None:
     run_id = log_training_run(client, "churn-training")
 
     version = registry.register("churn", run_id, "model", tags={"stage": "candidate"})
@@ -66,9 +62,7 @@ def test_registering_a_run_creates_the_model_and_a_ready_version(
     assert registry.get_version("churn", "1") == version
 
 
-def test_champion_alias_resolves_to_the_version_it_points_at(
-    registry: MlflowRegistry, client: MlflowClient
-) -> None:
+def test_champion_alias_resolves_to_the_version_it_points_at(registry: MlflowRegistry, client: MlflowClient) -> None:
     registry.register("fraud", log_training_run(client, "fraud-training"), "model")
     assert registry.resolve_alias("fraud", "champion") is None
 
@@ -79,9 +73,7 @@ def test_champion_alias_resolves_to_the_version_it_points_at(
     assert (champion.version, champion.aliases) == ("1", ("champion",))
 
 
-def test_moving_champion_to_a_new_version_returns_the_previous_holder(
-    registry: MlflowRegistry, client: MlflowClient
-) -> None:
+def test_moving_champion_to_a_new_version_returns_the_previous_holder(registry: MlflowRegistry, client: MlflowClient) -> None:
     first = registry.register("ranker", log_training_run(client, "ranker-training"), "model")
     second = registry.register("ranker", log_training_run(client, "ranker-training"), "model")
     registry.set_alias("ranker", "champion", first.version)
@@ -102,21 +94,15 @@ def test_moving_champion_to_a_new_version_returns_the_previous_holder(
 def test_tagged_version_carries_the_tags(registry: MlflowRegistry, client: MlflowClient) -> None:
     version = registry.register("pricing", log_training_run(client, "pricing-training"), "model")
 
-    registry.tag_version(
-        "pricing", version.version, {"modelpilot.dev/gate": "passed", "modelpilot.dev/canary": "ns/pricing"}
-    )
+    registry.tag_version("pricing", version.version, {"modelpilot.dev/gate": "passed", "modelpilot.dev/canary": "ns/pricing"})
 
     tags = registry.get_version("pricing", version.version).tags
     assert tags["modelpilot.dev/gate"] == "passed"
     assert tags["modelpilot.dev/canary"] == "ns/pricing"
 
 
-def test_training_run_is_found_by_the_tag_the_operator_set(
-    registry: MlflowRegistry, client: MlflowClient
-) -> None:
-    wanted = log_training_run(
-        client, "search-training", tags={RETRAIN_TAG: "ns-a/policy/3"}, accuracy=0.93
-    )
+def test_training_run_is_found_by_the_tag_the_operator_set(registry: MlflowRegistry, client: MlflowClient) -> None:
+    wanted = log_training_run(client, "search-training", tags={RETRAIN_TAG: "ns-a/policy/3"}, accuracy=0.93)
     log_training_run(client, "search-training", tags={RETRAIN_TAG: "ns-a/policy/2"})
     log_training_run(client, "other-training", tags={RETRAIN_TAG: "ns-a/policy/3"})
 
@@ -133,17 +119,12 @@ def test_training_run_is_found_by_the_tag_the_operator_set(
     assert registry.find_runs_by_tag("not-created-yet", RETRAIN_TAG, "ns-a/policy/3") == []
 
 
-def test_reference_profile_round_trips_with_the_version(
-    registry: MlflowRegistry, client: MlflowClient
-) -> None:
+def test_reference_profile_round_trips_with_the_version(registry: MlflowRegistry, client: MlflowClient) -> None:
     version = registry.register("credit", log_training_run(client, "credit-training"), "model")
     assert registry.load_profile("credit", version.version) is None
     # Tens of KB, as for a model with a hundred features: too big to be a tag.
     profile = {
-        "features": {
-            f"feature_{i}": {"edges": [j / 10 for j in range(21)], "counts": list(range(20))}
-            for i in range(100)
-        },
+        "features": {f"feature_{i}": {"edges": [j / 10 for j in range(21)], "counts": list(range(20))} for i in range(100)},
         "rows": 50_000,
     }
 
@@ -152,9 +133,7 @@ def test_reference_profile_round_trips_with_the_version(
     assert registry.load_profile("credit", version.version) == profile
 
 
-def test_missing_model_version_alias_target_or_run_is_not_found(
-    registry: MlflowRegistry, client: MlflowClient
-) -> None:
+def test_missing_model_version_alias_target_or_run_is_not_found(registry: MlflowRegistry, client: MlflowClient) -> None:
     registry.register("known", log_training_run(client, "known-training"), "model")
 
     with pytest.raises(RegistryNotFound, match="'champion' of model 'unknown'"):
@@ -177,9 +156,7 @@ def test_invalid_request_is_rejected_not_unavailable(registry: MlflowRegistry, c
         registry.set_alias("strict", "latest", "1")
 
 
-def test_stopped_server_makes_the_registry_unavailable_at_once(
-    tmp_path: Path, record_property: pytest.RecordProperty
-) -> None:
+def test_stopped_server_makes_the_registry_unavailable_at_once(tmp_path: Path, record_property: pytest.RecordProperty) -> None:
     with MlflowServer(tmp_path) as server:
         registry = MlflowRegistry(server.url)
         assert registry.find_runs_by_tag(None, RETRAIN_TAG, "any") == []

@@ -16,9 +16,9 @@ from mlflow import MlflowClient
 
 from modelpilot.sources.mlflow import MlflowRegistry
 from tests.support.kube import Cluster, OperatorProcess, wait_for
+from tests.support.manifests import drift_monitor, serving_deployment
 from tests.support.mlflow_server import MlflowServer
 from tests.support.prometheus import PrometheusServer
-from tests.support.manifests import drift_monitor, serving_deployment
 from tests.support.scenarios import DRIFT_EXPECTED, FEATURE_BUCKETS, training_sample
 
 MONITOR = "fraud-detector"
@@ -94,7 +94,9 @@ def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
     manifest.write_text(yaml.safe_dump(drift_monitor(drift_prometheus.url)))
     result = subprocess.run(
         [sys.executable, "-m", "modelpilot.cli", "check", "-f", str(manifest), "-o", "json", "--at", first["lastEvaluation"]],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1, result.stderr  # problems found
     report = json.loads(result.stdout)["status"]
@@ -108,7 +110,9 @@ def test_prometheus_outage_is_unknown_never_a_false_verdict_and_recovers(
 ) -> None:
     cluster = operator.cluster
     serving_deployment(cluster, namespace)
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(drift_monitor(drift_prometheus.url, interval="10s")))
+    cluster.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(drift_monitor(drift_prometheus.url, interval="10s"))
+    )
     good = wait_for(lambda: evaluated_after(cluster, namespace, None), timeout=90, what="the first evaluation")
     assert conditions(cluster, namespace)["DataDrift"] == ("True", "FeaturesDrifted")
 
@@ -131,9 +135,7 @@ def test_prometheus_outage_is_unknown_never_a_false_verdict_and_recovers(
     finally:
         drift_prometheus.start()
 
-    wait_for(
-        lambda: conditions(cluster, namespace).get("Ready") == ("True", "Evaluated"), timeout=90, what="recovery"
-    )
+    wait_for(lambda: conditions(cluster, namespace).get("Ready") == ("True", "Evaluated"), timeout=90, what="recovery")
     assert conditions(cluster, namespace)["DataDrift"] == ("True", "FeaturesDrifted")
     assert status(cluster, namespace)["consecutiveFailures"] == 0
 
@@ -152,8 +154,7 @@ def test_missing_deployment_and_bad_query_are_reported_not_crashed(
     # Valid PromQL that Prometheus refuses when it runs: the right side has two series (success
     # and error) for the one match group.
     failing = (
-        "sum by (status) (increase(model_requests_total{$selector}[$window]))"
-        " * on() group_left() model_requests_total{$selector}"
+        "sum by (status) (increase(model_requests_total{$selector}[$window])) * on() group_left() model_requests_total{$selector}"
     )
     manifest["spec"]["metrics"] = {"overrides": {"requests": failing}}
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
@@ -192,9 +193,26 @@ def test_reference_profile_in_mlflow_is_a_baseline(
     bounds.write_text(json.dumps(FEATURE_BUCKETS))
     cli = [sys.executable, "-m", "modelpilot.cli"]
     subprocess.run(
-        [*cli, "profile", "--data", str(data), "--bounds", str(bounds), "--prediction-column", "predicted",
-         "--model", "fraud-detector", "--version", version, "--tracking-uri", mlflow_server.url],
-        check=True, capture_output=True, text=True, timeout=120,
+        [
+            *cli,
+            "profile",
+            "--data",
+            str(data),
+            "--bounds",
+            str(bounds),
+            "--prediction-column",
+            "predicted",
+            "--model",
+            "fraud-detector",
+            "--version",
+            version,
+            "--tracking-uri",
+            mlflow_server.url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     manifest = drift_monitor(drift_prometheus.url)

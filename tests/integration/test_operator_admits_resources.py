@@ -19,9 +19,7 @@ def _ready(cluster: Cluster, plural: str, name: str, namespace: str, generation:
     return ready
 
 
-def test_operator_writes_ready_and_observed_generation_on_every_example(
-    operator: OperatorProcess, namespace: str
-) -> None:
+def test_operator_writes_ready_and_observed_generation_on_every_example(operator: OperatorProcess, namespace: str) -> None:
     cluster = operator.cluster
     documents = [d for p in sorted((REPO / "examples").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
     for document in documents:
@@ -29,7 +27,9 @@ def test_operator_writes_ready_and_observed_generation_on_every_example(
     for document in documents:
         plural, name = PLURALS[document["kind"]], document["metadata"]["name"]
         ready = wait_for(
-            lambda: _ready(cluster, plural, name, namespace, 1), timeout=60, what=f"Ready on {plural}/{name}"
+            lambda plural=plural, name=name: _ready(cluster, plural, name, namespace, 1),
+            timeout=60,
+            what=f"Ready on {plural}/{name}",
         )
         assert ready["reason"] != "InvalidSpec", ready["message"]
         assert ready["observedGeneration"] == 1
@@ -61,11 +61,19 @@ def test_spec_the_schema_allows_but_the_model_refuses_gets_invalidspec_and_a_war
     assert warnings[0]["type"] == "Warning"
 
     # Fixing the spec clears the condition, and the operator is still serving.
-    cluster.kubectl("patch", "mm", "typo-in-promql", "-n", namespace, "--type=json",
-                    "-p", '[{"op":"remove","path":"/spec/metrics/overrides"}]')
+    cluster.kubectl(
+        "patch",
+        "mm",
+        "typo-in-promql",
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/spec/metrics/overrides"}]',
+    )
     fixed = wait_for(lambda: _ready(cluster, "modelmonitors", "typo-in-promql", namespace, 2), timeout=60, what="fix")
     assert fixed["reason"] != "InvalidSpec"
-    assert 'modelpilot_resource_condition{' in operator.metrics()
+    assert "modelpilot_resource_condition{" in operator.metrics()
 
 
 def test_deleting_a_resource_never_waits_for_a_stopped_operator(operator: OperatorProcess, namespace: str) -> None:

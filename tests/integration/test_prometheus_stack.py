@@ -6,7 +6,7 @@ import math
 import time
 import urllib.error
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ CLASSES = ["stay", "leave", "unknown"]
 
 
 def _floor(at: datetime, step: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return epoch + (at - epoch) // step * step
 
 
@@ -39,7 +39,7 @@ def _floor(at: datetime, step: timedelta) -> datetime:
 def history() -> MetricsHistory:
     # Ends at the last whole step before now, as a live model server's history would: the
     # operator's windows count back from the wall clock.
-    end = _floor(datetime.now(timezone.utc), STEP)
+    end = _floor(datetime.now(UTC), STEP)
     history = MetricsHistory(end - timedelta(days=DAYS), end, STEP, seed=20)
     drift = end - timedelta(days=7)
     for i, feature in enumerate(FEATURES):
@@ -48,12 +48,8 @@ def history() -> MetricsHistory:
             "model_feature_value", {**MODEL, "feature": feature}, BUCKETS, 1.0,
             lambda t, before=before, after=after: after if t >= drift else before,
         )  # fmt: skip
-    history.categorical(
-        "model_requests_total", MODEL, "status", 1.0, {"success": 0.98, "error": 0.02}
-    )
-    history.categorical(
-        "model_predictions_total", MODEL, "class", 1.0, {"stay": 0.7, "leave": 0.2, "unknown": 0.1}
-    )
+    history.categorical("model_requests_total", MODEL, "status", 1.0, {"success": 0.98, "error": 0.02})
+    history.categorical("model_predictions_total", MODEL, "class", 1.0, {"stay": 0.7, "leave": 0.2, "unknown": 0.1})
     history.feedback(
         "model_feedback_total", MODEL, CLASSES, 0.2, [0.7, 0.2, 0.1],
         lambda t: 0.92 if t < drift else 0.8,
@@ -62,9 +58,7 @@ def history() -> MetricsHistory:
 
 
 @pytest.fixture(scope="module")
-def prometheus(
-    history: MetricsHistory, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PrometheusServer]:
+def prometheus(history: MetricsHistory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     workdir = tmp_path_factory.mktemp("prometheus")
     openmetrics = workdir / "history.om"
     history.write_openmetrics(openmetrics)
@@ -95,9 +89,7 @@ def test_server_runs_the_prometheus_2_range_semantics_the_history_models(
     assert prometheus.api("status/buildinfo")["version"].startswith("2.")
 
 
-def test_range_query_over_30_days_returns_every_sample(
-    history: MetricsHistory, client: PrometheusConnect
-) -> None:
+def test_range_query_over_30_days_returns_every_sample(history: MetricsHistory, client: PrometheusConnect) -> None:
     labels = {**MODEL, "status": "success"}
     start = at_sample(history, 30)
 
@@ -146,25 +138,19 @@ def test_increase_between_samples_is_extrapolated_as_prometheus_does(
     assert answer == pytest.approx(expected, rel=1e-12)
 
 
-def test_bucket_increases_summed_by_le_are_the_cumulative_draws(
-    history: MetricsHistory, prometheus: PrometheusServer
-) -> None:
+def test_bucket_increases_summed_by_le_are_the_cumulative_draws(history: MetricsHistory, prometheus: PrometheusServer) -> None:
     at = at_sample(history, 1)
     since = at - timedelta(days=1)
 
-    result = prometheus.query(
-        'sum by (le) (increase(model_feature_value_bucket{model="churn",version="3"}[1d]))', at
-    )
+    result = prometheus.query('sum by (le) (increase(model_feature_value_bucket{model="churn",version="3"}[1d]))', at)
 
     answer = {float(r["metric"]["le"]): float(r["value"][1]) for r in result}
+
     def bucket(feature: str, bound: float) -> dict[str, str]:
         return {**MODEL, "feature": feature, "le": format_le(bound)}
 
     expected = {
-        bound: sum(
-            history.increase("model_feature_value_bucket", bucket(f, bound), since, at)
-            for f in FEATURES
-        )
+        bound: sum(history.increase("model_feature_value_bucket", bucket(f, bound), since, at) for f in FEATURES)
         for bound in [*BUCKETS, math.inf]
     }
     assert answer == expected
@@ -172,9 +158,7 @@ def test_bucket_increases_summed_by_le_are_the_cumulative_draws(
     assert counts == sorted(counts)  # cumulative in le
 
 
-def test_injected_drift_shows_in_the_bucket_counts(
-    history: MetricsHistory, prometheus: PrometheusServer
-) -> None:
+def test_injected_drift_shows_in_the_bucket_counts(history: MetricsHistory, prometheus: PrometheusServer) -> None:
     query = (
         'sum(increase(model_feature_value_bucket{feature="age",le="5.0"}[6d]))'
         ' / sum(increase(model_feature_value_count{feature="age"}[6d]))'
@@ -187,20 +171,14 @@ def test_injected_drift_shows_in_the_bucket_counts(
     assert after == pytest.approx(stats.norm(6.5, 2).cdf(5), abs=0.01)
 
 
-def test_confusion_matrix_over_a_week_matches_the_feedback_draws(
-    history: MetricsHistory, prometheus: PrometheusServer
-) -> None:
+def test_confusion_matrix_over_a_week_matches_the_feedback_draws(history: MetricsHistory, prometheus: PrometheusServer) -> None:
     at = history.end
 
     result = prometheus.query("sum by (predicted, actual) (increase(model_feedback_total[7d]))", at)
 
-    answer = {
-        (r["metric"]["predicted"], r["metric"]["actual"]): float(r["value"][1]) for r in result
-    }
+    answer = {(r["metric"]["predicted"], r["metric"]["actual"]): float(r["value"][1]) for r in result}
     expected = {
-        (labels["predicted"], labels["actual"]): history.increase(
-            "model_feedback_total", labels, at - timedelta(days=7), at
-        )
+        (labels["predicted"], labels["actual"]): history.increase("model_feedback_total", labels, at - timedelta(days=7), at)
         for labels, _ in history.select("model_feedback_total", MODEL)
     }
     assert answer == expected
@@ -229,9 +207,7 @@ def test_stopped_prometheus_refuses_queries_and_keeps_its_data_when_started_agai
     assert client.custom_query(query, params=params) == before
 
 
-def test_missing_binaries_name_the_install_step(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_missing_binaries_name_the_install_step(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("PROMTOOL_BIN", raising=False)
 

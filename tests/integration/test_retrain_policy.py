@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -53,18 +54,30 @@ def policy(name: str, model: str, mlflow_url: str, triggers: dict[str, Any], **c
         "triggers": triggers,
         "cooldown": "1h",
         "training": {
-            "template": {"spec": {"containers": [{
-                "name": "train", "image": "example/trainer:1", "command": ["python", "examples/trainer/train.py"],
-                "env": [{"name": "TRAINER_ROWS", "value": "3000"}],
-            }]}},
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "train",
+                            "image": "example/trainer:1",
+                            "command": ["python", "examples/trainer/train.py"],
+                            "env": [{"name": "TRAINER_ROWS", "value": "3000"}],
+                        }
+                    ]
+                }
+            },
             "hyperparameters": {"strategy": "grid", "trials": 2, "space": {"learning_rate": [0.1, 0.3]}},
             "earlyStopping": {"patience": 2, "minDelta": 0.001},
         },
         "gate": {"primaryMetric": "f1", "minImprovement": 0.01, "tolerance": 0.02, "metrics": ["accuracy", "f1"]},
-        "deployment": {"auto": True, "canaryTemplate": {
-            "target": {"deployment": "fraud-detector"}, "stepWeights": [20, 100],
-            "analysis": {"prometheus": {"url": "http://127.0.0.1:9"}},
-        }},
+        "deployment": {
+            "auto": True,
+            "canaryTemplate": {
+                "target": {"deployment": "fraud-detector"},
+                "stepWeights": [20, 100],
+                "analysis": {"prometheus": {"url": "http://127.0.0.1:9"}},
+            },
+        },
     }
     for key, value in changes.items():
         spec[key] = value
@@ -80,7 +93,9 @@ def status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 
 def jobs(cluster: Cluster, namespace: str, policy_name: str) -> list[str]:
-    listing = json.loads(cluster.kubectl("get", "jobs", "-n", namespace, "-l", f"modelpilot.dev/retrain-policy={policy_name}", "-o", "json").stdout)
+    listing = json.loads(
+        cluster.kubectl("get", "jobs", "-n", namespace, "-l", f"modelpilot.dev/retrain-policy={policy_name}", "-o", "json").stdout
+    )
     return sorted(j["metadata"]["name"] for j in listing["items"])
 
 
@@ -89,8 +104,11 @@ def monitor_evaluations(cluster: Cluster, namespace: str, count: int, after: str
     seen = after
     for _ in range(count):
         seen = wait_for(
-            lambda: (t := cluster.get("mm", "fraud-detector", namespace).get("status", {}).get("lastEvaluation")) != seen and t,
-            timeout=60, what="a monitor evaluation",
+            lambda seen=seen: (
+                (t := cluster.get("mm", "fraud-detector", namespace).get("status", {}).get("lastEvaluation")) != seen and t
+            ),
+            timeout=60,
+            what="a monitor evaluation",
         )
     return seen  # type: ignore[return-value]
 
@@ -108,18 +126,33 @@ def policy_took_in(cluster: Cluster, namespace: str, policy_name: str, evaluatio
 
 
 def test_degraded_monitor_retrains_once_registers_a_challenger_and_hands_it_to_a_canary(
-    operator: OperatorProcess, drift_prometheus: PrometheusServer, mlflow_server: MlflowServer, namespace: str, kubelet: JobKubelet
+    operator: OperatorProcess,
+    drift_prometheus: PrometheusServer,
+    mlflow_server: MlflowServer,
+    namespace: str,
+    kubelet: JobKubelet,
 ) -> None:
     cluster = operator.cluster
     serving_deployment(cluster, namespace)
     apply(cluster, namespace, drift_monitor(drift_prometheus.url, interval="5s"))
     model = "fraud-retrain-ok"
     old = champion(mlflow_server.url, model, {"accuracy": 0.6, "f1": 0.5})
-    apply(cluster, namespace, policy("fraud", model, mlflow_server.url, {
-        "performance": {"metric": "accuracy", "threshold": 0.9, "sustainedEvaluations": 2},
-    }))
+    apply(
+        cluster,
+        namespace,
+        policy(
+            "fraud",
+            model,
+            mlflow_server.url,
+            {
+                "performance": {"metric": "accuracy", "threshold": 0.9, "sustainedEvaluations": 2},
+            },
+        ),
+    )
 
-    deploying = wait_for(lambda: (s := status(cluster, namespace, "fraud")).get("phase") == "Deploying" and s, timeout=180, what="Deploying")
+    deploying = wait_for(
+        lambda: (s := status(cluster, namespace, "fraud")).get("phase") == "Deploying" and s, timeout=180, what="Deploying"
+    )
     assert deploying["lastTrigger"]["type"] == "performance"
     assert "for 2 evaluations" in deploying["lastTrigger"]["reason"]
     (job,) = jobs(cluster, namespace, "fraud")
@@ -157,24 +190,42 @@ def test_candidate_worse_than_the_champion_is_not_deployed(
     cli = [sys.executable, "-m", "modelpilot.cli"]
     subprocess.run([*cli, "retrain", "request", "fraud", "-n", namespace], check=True, env=cluster.env, capture_output=True)
 
-    done = wait_for(lambda: (s := status(cluster, namespace, "fraud")).get("lastResult") == "Rejected" and s, timeout=120, what="Rejected")
+    done = wait_for(
+        lambda: (s := status(cluster, namespace, "fraud")).get("lastResult") == "Rejected" and s, timeout=120, what="Rejected"
+    )
     assert "does not beat the champion's 0.99" in done["history"][-1]["message"]
     assert done["lastTrigger"]["type"] == "manual"
     assert cluster.kubectl("get", "crel", "-n", namespace, "-o", "name").stdout.strip() == ""
-    history = subprocess.run([*cli, "retrain", "history", "fraud", "-n", namespace], env=cluster.env, capture_output=True, text=True)
+    history = subprocess.run(
+        [*cli, "retrain", "history", "fraud", "-n", namespace], env=cluster.env, capture_output=True, text=True
+    )
     assert "Rejected" in history.stdout and "manual" in history.stdout
 
 
 def test_drift_trigger_fires_only_when_enough_features_drift(
-    operator: OperatorProcess, drift_prometheus: PrometheusServer, mlflow_server: MlflowServer, namespace: str, kubelet: JobKubelet
+    operator: OperatorProcess,
+    drift_prometheus: PrometheusServer,
+    mlflow_server: MlflowServer,
+    namespace: str,
+    kubelet: JobKubelet,
 ) -> None:
     cluster = operator.cluster
     serving_deployment(cluster, namespace)
     apply(cluster, namespace, drift_monitor(drift_prometheus.url, interval="5s"))
     # The scenario drifts amount (PSI ~0.95), age and merchant (~0.2 each).
-    apply(cluster, namespace, policy("strict", "fraud-drift-a", mlflow_server.url, {"drift": {"psiThreshold": 0.25, "minFeatures": 2}}))
-    apply(cluster, namespace, policy("loose", "fraud-drift-b", mlflow_server.url, {"drift": {"psiThreshold": 0.15, "minFeatures": 3}}))
-    fired = wait_for(lambda: (s := status(cluster, namespace, "loose")).get("lastTrigger") and s, timeout=90, what="the drift trigger")
+    apply(
+        cluster,
+        namespace,
+        policy("strict", "fraud-drift-a", mlflow_server.url, {"drift": {"psiThreshold": 0.25, "minFeatures": 2}}),
+    )
+    apply(
+        cluster,
+        namespace,
+        policy("loose", "fraud-drift-b", mlflow_server.url, {"drift": {"psiThreshold": 0.15, "minFeatures": 3}}),
+    )
+    fired = wait_for(
+        lambda: (s := status(cluster, namespace, "loose")).get("lastTrigger") and s, timeout=90, what="the drift trigger"
+    )
     assert fired["lastTrigger"]["type"] == "drift"
     assert "age, amount, merchant" in fired["lastTrigger"]["reason"]
     policy_took_in(cluster, namespace, "strict", monitor_evaluations(cluster, namespace, 2))
@@ -186,15 +237,19 @@ def test_schedule_fires_on_time_failing_jobs_are_retried_and_cooldown_holds(
     operator: OperatorProcess, mlflow_server: MlflowServer, namespace: str, kubelet: JobKubelet
 ) -> None:
     cluster = operator.cluster
-    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=5)
-    manifest = policy("nightly", "fraud-schedule", mlflow_server.url, {"schedule": {"interval": "15s", "startTime": start.isoformat()}})
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    manifest = policy(
+        "nightly", "fraud-schedule", mlflow_server.url, {"schedule": {"interval": "15s", "startTime": start.isoformat()}}
+    )
     del manifest["spec"]["monitorRef"]
     manifest["spec"]["cooldown"] = "40s"
     manifest["spec"]["training"]["retries"] = 1
     manifest["spec"]["training"]["template"]["spec"]["containers"][0]["env"].append({"name": "TRAINER_FAIL", "value": "1"})
     apply(cluster, namespace, manifest)
 
-    failed = wait_for(lambda: (s := status(cluster, namespace, "nightly")).get("lastResult") == "Failed" and s, timeout=90, what="Failed")
+    failed = wait_for(
+        lambda: (s := status(cluster, namespace, "nightly")).get("lastResult") == "Failed" and s, timeout=90, what="Failed"
+    )
     first_fire = datetime.fromisoformat(failed["lastTrigger"]["time"].replace("Z", "+00:00"))
     assert first_fire >= start and failed["lastTrigger"]["type"] == "schedule"
     assert jobs(cluster, namespace, "nightly") == ["nightly-1-1", "nightly-1-2"]  # one retry
@@ -227,9 +282,12 @@ def test_restarted_operator_adopts_the_running_job(
     exported = {"kind": "RetrainPolicy", "namespace": namespace, "name": "adopt"}
     wait_for(
         lambda: operator.metric("modelpilot_resource_condition", **exported) is not None,
-        timeout=60, what="the restarted operator to take the policy in",
+        timeout=60,
+        what="the restarted operator to take the policy in",
     )
     kubelet.hold.set()
-    done = wait_for(lambda: (s := status(cluster, namespace, "adopt")).get("phase") == "Deploying" and s, timeout=120, what="Deploying")
+    done = wait_for(
+        lambda: (s := status(cluster, namespace, "adopt")).get("phase") == "Deploying" and s, timeout=120, what="Deploying"
+    )
     assert jobs(cluster, namespace, "adopt") == ["adopt-1-1"]
     assert done["runs"] == 1 and done["candidateVersion"]

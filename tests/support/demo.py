@@ -17,12 +17,12 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from tests.support.controlplane import ControlPlane
 import yaml
 
+from tests.support.controlplane import ControlPlane
 from tests.support.kube import REPO, Cluster, OperatorProcess, wait_for
 from tests.support.manifests import serving_deployment
 from tests.support.prometheus import PrometheusServer
@@ -51,14 +51,16 @@ def cluster_for_demo(workdir: Path) -> Iterator[Cluster]:
 def _all_ready(cluster: Cluster) -> bool:
     for plural in ("modelmonitors", "retrainpolicies", "canaryreleases"):
         listing = cluster.kubectl(
-            "get", f"{plural}.modelpilot.dev", "-n", NAMESPACE,
-            "-o", "jsonpath={range .items[*]}{.status.observedGeneration}{' '}{end}",
+            "get",
+            f"{plural}.modelpilot.dev",
+            "-n",
+            NAMESPACE,
+            "-o",
+            "jsonpath={range .items[*]}{.status.observedGeneration}{' '}{end}",
         ).stdout.split()
         if not listing:
             return False
-    evaluated = cluster.kubectl(
-        "get", "mm", "fraud-detector", "-n", NAMESPACE, "-o", "jsonpath={.status.lastEvaluation}"
-    ).stdout
+    evaluated = cluster.kubectl("get", "mm", "fraud-detector", "-n", NAMESPACE, "-o", "jsonpath={.status.lastEvaluation}").stdout
     return bool(evaluated)
 
 

@@ -74,14 +74,12 @@ def format_le(bound: float) -> str:
     text = repr(value)
     dot = text.find(".")
     if value > 0 and dot > 6:  # Go (and the Python client) switch to exponents sooner.
-        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
         return f"{mantissa}e+{dot - 1:02d}"
     return text
 
 
-def prometheus_increase(
-    times: np.ndarray, values: np.ndarray, at: float, window: float
-) -> float | None:
+def prometheus_increase(times: np.ndarray, values: np.ndarray, at: float, window: float) -> float | None:
     """What Prometheus 2.x answers for ``increase(x[window])`` evaluated at ``at``.
 
     ``times`` (unix seconds, ascending) and ``values`` are the samples of one counter series
@@ -150,9 +148,7 @@ class MetricsHistory:
 
     def __init__(self, start: datetime, end: datetime, step: timedelta, seed: int = 0) -> None:
         if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError(
-                "start and end must be timezone-aware, e.g. datetime.now(timezone.utc)"
-            )
+            raise ValueError("start and end must be timezone-aware, e.g. datetime.now(timezone.utc)")
         if step <= timedelta(0) or step % _MS:
             raise ValueError(f"step must be a positive whole number of milliseconds, not {step}")
         if (start - _EPOCH) % _MS:
@@ -303,8 +299,7 @@ class MetricsHistory:
             recall = _class_accuracy(_at(accuracy, t), classes)
             other = len(classes) - 1
             return {
-                (predicted, actual): prior[actual]
-                * (recall[actual] if predicted == actual else (1 - recall[actual]) / other)
+                (predicted, actual): prior[actual] * (recall[actual] if predicted == actual else (1 - recall[actual]) / other)
                 for actual in classes
                 for predicted in classes
             }
@@ -313,9 +308,7 @@ class MetricsHistory:
         probabilities: Weights = joint(self.start) if constant else joint
         self.categorical(name, labels, (predicted_label, actual_label), rate, probabilities)
 
-    def gauge(
-        self, name: str, labels: Mapping[str, str], value: float | Callable[[datetime], float]
-    ) -> None:
+    def gauge(self, name: str, labels: Mapping[str, str], value: float | Callable[[datetime], float]) -> None:
         """A gauge: ``value`` at every sample time (no noise: the value is the function's)."""
         values = np.array([float(_at(value, t)) for t in self.times], dtype=np.float64)
         self._add(name, "gauge", [(name, dict(labels), values, 0)])
@@ -334,17 +327,13 @@ class MetricsHistory:
         """The series' value at the last sample at or before ``at``."""
         return float(self.values(name, labels)[self.index(at)])
 
-    def increase(
-        self, name: str, labels: Mapping[str, str], since: datetime, until: datetime
-    ) -> float:
+    def increase(self, name: str, labels: Mapping[str, str], since: datetime, until: datetime) -> float:
         """The exact increase from ``since`` to ``until`` (each at its last sample at or before):
         the sum of the draws of the intervals in between, with no extrapolation."""
         values = self.values(name, labels)
         return float(values[self.index(until)] - values[self.index(since)])
 
-    def prometheus_increase(
-        self, name: str, labels: Mapping[str, str], at: datetime, window: timedelta
-    ) -> float | None:
+    def prometheus_increase(self, name: str, labels: Mapping[str, str], at: datetime, window: timedelta) -> float | None:
         """What Prometheus 2.x answers for ``increase(name{labels}[window])`` at ``at``
         (see the module function :func:`prometheus_increase`)."""
         row = self._rows.get((name, _label_key(labels)))
@@ -357,9 +346,7 @@ class MetricsHistory:
             window / timedelta(seconds=1),
         )
 
-    def select(
-        self, name: str, matchers: Mapping[str, str] | None = None
-    ) -> list[tuple[dict[str, str], np.ndarray]]:
+    def select(self, name: str, matchers: Mapping[str, str] | None = None) -> list[tuple[dict[str, str], np.ndarray]]:
         """Every series named ``name`` whose labels include ``matchers``: (labels, values)."""
         wanted = dict(matchers or {}).items()
         return [
@@ -387,10 +374,7 @@ class MetricsHistory:
                 out.write(f"# TYPE {family.name} {family.type}\n")
                 for group in family.groups:
                     first = group[0].first
-                    columns = [
-                        _lines(_series_prefix(row), row.values[first:], stamps[first:])
-                        for row in group
-                    ]
+                    columns = [_lines(_series_prefix(row), row.values[first:], stamps[first:]) for row in group]
                     out.write("".join(itertools.chain.from_iterable(zip(*columns))))
                     samples += len(group) * (len(stamps) - first)
             out.write("# EOF\n")
@@ -431,9 +415,7 @@ class MetricsHistory:
             shapes.append(seen[id(current)][1])
         return np.array([p for p, _ in shapes]), np.array([r for _, r in shapes])
 
-    def _weights(
-        self, probabilities: Weights, arity: int
-    ) -> tuple[np.ndarray, list[tuple[Any, ...]], list[int]]:
+    def _weights(self, probabilities: Weights, arity: int) -> tuple[np.ndarray, list[tuple[Any, ...]], list[int]]:
         """Normalised weights per interval and category, the categories in first-seen order,
         and the index of each category's first sample."""
         intervals = len(self.times) - 1
@@ -463,9 +445,7 @@ class MetricsHistory:
             weights = np.tile(weights, (intervals, 1))
         return weights, list(categories), list(categories.values())
 
-    def _add(
-        self, family: str, kind: str, rows: list[tuple[str, dict[str, str], np.ndarray, int]]
-    ) -> None:
+    def _add(self, family: str, kind: str, rows: list[tuple[str, dict[str, str], np.ndarray, int]]) -> None:
         """Register one metric (a group of rows written together) of ``family``."""
         if not _METRIC_NAME.match(family):
             raise ValueError(f"invalid metric name {family!r}")
@@ -545,9 +525,7 @@ def _class_weights(weights: Any, classes: Sequence[str]) -> dict[str, float]:
 
 def _class_accuracy(accuracy: Any, classes: Sequence[str]) -> dict[str, float]:
     values = (
-        {c: float(accuracy[c]) for c in classes}
-        if isinstance(accuracy, Mapping)
-        else dict.fromkeys(classes, float(accuracy))
+        {c: float(accuracy[c]) for c in classes} if isinstance(accuracy, Mapping) else dict.fromkeys(classes, float(accuracy))
     )
     if any(not 0 <= v <= 1 for v in values.values()):
         raise ValueError(f"accuracy must lie in [0, 1], not {values}")

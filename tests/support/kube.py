@@ -86,9 +86,7 @@ class OperatorProcess(ServiceProcess):
     ports, watching ``namespaces`` (kopf globs such as ``t-gw0-*``), or every namespace when none
     are given."""
 
-    def __init__(
-        self, cluster: Cluster, workdir: Path, extra_env: dict[str, str] | None = None, namespaces: Sequence[str] = ()
-    ):
+    def __init__(self, cluster: Cluster, workdir: Path, extra_env: dict[str, str] | None = None, namespaces: Sequence[str] = ()):
         self.cluster = cluster
         self.namespaces = list(namespaces)
         self.log_path = Path(workdir) / "operator.log"
@@ -115,8 +113,13 @@ class OperatorProcess(ServiceProcess):
         scope = [f"--namespace={n}" for n in self.namespaces] or ["--all-namespaces"]
         self._process = spawn(
             [
-                sys.executable, "-m", "modelpilot.cli", "run", *scope,
-                f"--metrics-port={self.metrics_port}", f"--liveness-port={self.liveness_port}",
+                sys.executable,
+                "-m",
+                "modelpilot.cli",
+                "run",
+                *scope,
+                f"--metrics-port={self.metrics_port}",
+                f"--liveness-port={self.liveness_port}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -146,7 +149,6 @@ class OperatorProcess(ServiceProcess):
                 if sample.name == name and labels.items() <= sample.labels.items():
                     return float(sample.value)
         return None
-
 
     def kill(self) -> None:
         """SIGKILL, as a crashed or evicted operator pod would end."""

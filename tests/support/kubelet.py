@@ -97,22 +97,41 @@ class JobKubelet:
         self.jobs[name].returncode = code
         done = _now()
         if code == 0:
-            self._patch(name, {
-                "startTime": started, "completionTime": done, "active": 0, "succeeded": 1,
-                "conditions": [_condition("SuccessCriteriaMet", done), _condition("Complete", done)],
-            })
+            self._patch(
+                name,
+                {
+                    "startTime": started,
+                    "completionTime": done,
+                    "active": 0,
+                    "succeeded": 1,
+                    "conditions": [_condition("SuccessCriteriaMet", done), _condition("Complete", done)],
+                },
+            )
         else:
-            self._patch(name, {
-                "startTime": started, "active": 0, "failed": 1,
-                "conditions": [
-                    _condition("FailureTarget", done, "BackoffLimitExceeded"), _condition("Failed", done, "BackoffLimitExceeded"),
-                ],
-            })
+            self._patch(
+                name,
+                {
+                    "startTime": started,
+                    "active": 0,
+                    "failed": 1,
+                    "conditions": [
+                        _condition("FailureTarget", done, "BackoffLimitExceeded"),
+                        _condition("Failed", done, "BackoffLimitExceeded"),
+                    ],
+                },
+            )
 
     def _patch(self, name: str, status: dict) -> None:
         self.cluster.kubectl(
-            "patch", "job", name, "-n", self.namespace, "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": status}),
+            "patch",
+            "job",
+            name,
+            "-n",
+            self.namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": status}),
         )
 
 
@@ -121,5 +140,11 @@ def _now() -> str:
 
 
 def _condition(type_: str, at: str, reason: str = "Completed") -> dict[str, str]:
-    return {"type": type_, "status": "True", "reason": reason, "message": f"{type_} (written by the test kubelet)",
-            "lastProbeTime": at, "lastTransitionTime": at}
+    return {
+        "type": type_,
+        "status": "True",
+        "reason": reason,
+        "message": f"{type_} (written by the test kubelet)",
+        "lastProbeTime": at,
+        "lastTransitionTime": at,
+    }

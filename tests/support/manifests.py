@@ -49,8 +49,13 @@ def serving_deployment(cluster: Cluster, namespace: str) -> None:
     }
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(deployment))
     cluster.kubectl(
-        "patch", "deployment", "fraud-detector", "-n", namespace, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2}}),
+        "patch",
+        "deployment",
+        "fraud-detector",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2}}),
     )
-
-

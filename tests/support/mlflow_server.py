@@ -30,15 +30,12 @@ class MlflowServerError(RuntimeError):
 
 def find_mlflow_executable() -> Path:
     """The `mlflow` executable of the server venv; raises when it is not installed."""
-    result = subprocess.run(
-        ["bash", str(INSTALL_SCRIPT), "--check"], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["bash", str(INSTALL_SCRIPT), "--check"], capture_output=True, text=True, check=False)
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
         raise MlflowServerError(
             result.stderr.strip()
-            or "the MLflow tracking server is not installed: run `make mlflow-server` "
-            "or tests/support/install_mlflow_server.sh"
+            or "the MLflow tracking server is not installed: run `make mlflow-server` or tests/support/install_mlflow_server.sh"
         )
     return Path(lines[-1])
 
@@ -128,8 +125,7 @@ class MlflowServer(ServiceProcess):
             code = self._proc.poll()
             if code is not None:
                 raise MlflowServerError(
-                    f"mlflow server exited with code {code} before it became healthy; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
+                    f"mlflow server exited with code {code} before it became healthy; log {self.log_path}:\n{self.log_tail()}"
                 )
             try:
                 with urllib.request.urlopen(health, timeout=2) as response:

@@ -189,9 +189,7 @@ class PrometheusServer(ServiceProcess):
         if was_running:
             self.start()
 
-    def set_scrape_targets(
-        self, targets: Sequence[str] | Mapping[str, Sequence[str]]
-    ) -> None:
+    def set_scrape_targets(self, targets: Sequence[str] | Mapping[str, Sequence[str]]) -> None:
         """Replace the scrape targets; a running server reloads its config."""
         self._jobs = _jobs(targets)
         self._write_config()
@@ -211,9 +209,7 @@ class PrometheusServer(ServiceProcess):
         """An instant query (at ``at``, else now): the ``result`` list of the answer."""
         return self.api("query", query=expr, time=_unix(at))["result"]
 
-    def query_range(
-        self, expr: str, start: datetime | float, end: datetime | float, step: timedelta
-    ) -> list[dict[str, Any]]:
+    def query_range(self, expr: str, start: datetime | float, end: datetime | float, step: timedelta) -> list[dict[str, Any]]:
         """A range query: the ``result`` list (one entry per series, ``values`` in order)."""
         return self.api(
             "query_range",
@@ -236,8 +232,7 @@ class PrometheusServer(ServiceProcess):
                 "evaluation_interval": interval,
             },
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": list(targets)}]}
-                for job, targets in self._jobs.items()
+                {"job_name": job, "static_configs": [{"targets": list(targets)}]} for job, targets in self._jobs.items()
             ],
         }
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -250,8 +245,7 @@ class PrometheusServer(ServiceProcess):
             code = self._proc.poll()
             if code is not None:
                 raise PrometheusError(
-                    f"prometheus exited with code {code} before it was ready; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
+                    f"prometheus exited with code {code} before it was ready; log {self.log_path}:\n{self.log_tail()}"
                 )
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
@@ -279,7 +273,6 @@ class PrometheusServer(ServiceProcess):
                 detail = raw.decode(errors="replace")
             raise PrometheusError(f"{method} {path}: HTTP {error.code}: {detail}") from error
         return json.loads(raw) if raw.startswith(b"{") else raw.decode(errors="replace")
-
 
 
 def _jobs(targets: Sequence[str] | Mapping[str, Sequence[str]]) -> dict[str, list[str]]:

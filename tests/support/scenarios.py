@@ -99,7 +99,10 @@ def drift_scenario(
             before, after = stats.norm(0, 1), stats.norm(SHIFTS[feature], 1)
         history.histogram("model_feature_value", {**labels, "feature": feature}, bounds, 0.05, after_drift(before, after))
     history.categorical(
-        "model_feature_category_total", {**labels, "feature": "merchant"}, "category", 0.05,
+        "model_feature_category_total",
+        {**labels, "feature": "merchant"},
+        "category",
+        0.05,
         after_drift(MERCHANT_BEFORE, MERCHANT_AFTER),
     )
     history.categorical("model_feature_category_total", {**labels, "feature": "country"}, "category", 0.05, COUNTRY)

@@ -70,8 +70,12 @@ def start_server(env: Mapping[str, str], port: int, log: Path) -> subprocess.Pop
     """The example server as a container would run it; returns once it listens."""
     with log.open("a") as out:
         process = spawn(
-            [sys.executable, str(SERVER), "--port", str(port)], cwd=REPO, env={**os.environ, **env},
-            stdout=subprocess.PIPE, stderr=out, text=True,
+            [sys.executable, str(SERVER), "--port", str(port)],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=out,
+            text=True,
         )
     assert process.stdout is not None
     with selectors.DefaultSelector() as selector:
@@ -90,7 +94,11 @@ class DeploymentKubelet:
     """Runs the namespace's model-server Deployments as processes until :meth:`stop`."""
 
     def __init__(
-        self, kubeconfig: Path, namespace: str, ports: Mapping[str, int], resolve_alias: Callable[[str, str], str],
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        ports: Mapping[str, int],
+        resolve_alias: Callable[[str, str], str],
         workdir: Path,
     ):
         self.namespace, self.ports, self.resolve_alias = namespace, dict(ports), resolve_alias
@@ -179,14 +187,20 @@ class DeploymentKubelet:
 
     def _write_status(self, deployment: dict[str, Any], replicas: int, ready: int) -> None:
         wanted = {
-            "observedGeneration": deployment["metadata"]["generation"], "replicas": replicas,
-            "updatedReplicas": ready, "readyReplicas": ready, "availableReplicas": ready,
+            "observedGeneration": deployment["metadata"]["generation"],
+            "replicas": replicas,
+            "updatedReplicas": ready,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
         }
         current = deployment.get("status") or {}
         if all(current.get(k, 0) == v for k, v in wanted.items()):
             return
         self._apps.patch_namespaced_deployment_status(
-            deployment["metadata"]["name"], self.namespace, {"status": wanted}, _preload_content=False,
+            deployment["metadata"]["name"],
+            self.namespace,
+            {"status": wanted},
+            _preload_content=False,
             _request_timeout=10,
         )
         deployment["status"] = wanted

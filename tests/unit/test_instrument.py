@@ -58,29 +58,44 @@ def test_every_metric_has_the_contract_name_type_and_labels(metrics: ModelMetric
     families = scrape(metrics)
     expected = {
         # family (as the parser names it): type, {sample name: label names}
-        "model_request_duration_seconds": ("histogram", {
-            "model_request_duration_seconds_bucket": {"model", "version", "le"},
-            "model_request_duration_seconds_count": {"model", "version"},
-            "model_request_duration_seconds_sum": {"model", "version"},
-        }),
+        "model_request_duration_seconds": (
+            "histogram",
+            {
+                "model_request_duration_seconds_bucket": {"model", "version", "le"},
+                "model_request_duration_seconds_count": {"model", "version"},
+                "model_request_duration_seconds_sum": {"model", "version"},
+            },
+        ),
         "model_requests": ("counter", {"model_requests_total": {"model", "version", "status"}}),
         "model_predictions": ("counter", {"model_predictions_total": {"model", "version", "class"}}),
-        "model_feedback": ("counter", {
-            "model_feedback_total": {"model", "version", "predicted", "actual", "group"},
-        }),
-        "model_feature_value": ("histogram", {
-            "model_feature_value_bucket": {"model", "version", "feature", "le"},
-            "model_feature_value_count": {"model", "version", "feature"},
-            "model_feature_value_sum": {"model", "version", "feature"},
-        }),
-        "model_feature_category": ("counter", {
-            "model_feature_category_total": {"model", "version", "feature", "category"},
-        }),
-        "model_batch_size": ("histogram", {
-            "model_batch_size_bucket": {"model", "version", "le"},
-            "model_batch_size_count": {"model", "version"},
-            "model_batch_size_sum": {"model", "version"},
-        }),
+        "model_feedback": (
+            "counter",
+            {
+                "model_feedback_total": {"model", "version", "predicted", "actual", "group"},
+            },
+        ),
+        "model_feature_value": (
+            "histogram",
+            {
+                "model_feature_value_bucket": {"model", "version", "feature", "le"},
+                "model_feature_value_count": {"model", "version", "feature"},
+                "model_feature_value_sum": {"model", "version", "feature"},
+            },
+        ),
+        "model_feature_category": (
+            "counter",
+            {
+                "model_feature_category_total": {"model", "version", "feature", "category"},
+            },
+        ),
+        "model_batch_size": (
+            "histogram",
+            {
+                "model_batch_size_bucket": {"model", "version", "le"},
+                "model_batch_size_count": {"model", "version"},
+                "model_batch_size_sum": {"model", "version"},
+            },
+        ),
     }
     for family, (kind, by_sample) in expected.items():
         assert family in families, f"{family} missing from {sorted(families)}"
@@ -199,9 +214,7 @@ def test_declared_features_start_at_zero_so_their_first_increase_is_seen() -> No
     assert [v for _, v in samples(metrics, "model_feature_value_bucket")] == [0, 0, 0]
 
 
-@pytest.mark.parametrize(
-    "bounds", [[], [math.inf], [1, 1], [2, 1], [math.nan], [-math.inf, 0]], ids=str
-)
+@pytest.mark.parametrize("bounds", [[], [math.inf], [1, 1], [2, 1], [math.nan], [-math.inf, 0]], ids=str)
 def test_bad_bucket_bounds_are_refused(bounds: list[float]) -> None:
     with pytest.raises(ValueError, match="amount"):
         ModelMetrics("m", "1", feature_buckets={"amount": bounds})
@@ -296,5 +309,14 @@ def test_the_module_imports_nothing_else_of_modelpilot() -> None:
     relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0]
     assert not relative
     assert not {m for m in imported if m.split(".")[0] == "modelpilot"}
-    assert {m.split(".")[0] for m in imported} <= {"__future__", "math", "threading", "time", "collections",
-                                                   "contextlib", "numbers", "typing", "prometheus_client"}
+    assert {m.split(".")[0] for m in imported} <= {
+        "__future__",
+        "math",
+        "threading",
+        "time",
+        "collections",
+        "contextlib",
+        "numbers",
+        "typing",
+        "prometheus_client",
+    }

@@ -38,9 +38,22 @@ def test_given_bounds_are_used_and_the_cli_writes_both_files(tmp_path: Path) -> 
     bounds.write_text(json.dumps({"x": [1.0, 2.0]}))
     out, bounds_out = tmp_path / "profile.json", tmp_path / "server-bounds.json"
     subprocess.run(
-        [sys.executable, "-m", "modelpilot.cli", "profile", "--data", str(data), "--bounds", str(bounds),
-         "-o", str(out), "--bounds-output", str(bounds_out)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "modelpilot.cli",
+            "profile",
+            "--data",
+            str(data),
+            "--bounds",
+            str(bounds),
+            "-o",
+            str(out),
+            "--bounds-output",
+            str(bounds_out),
+        ],
+        check=True,
+        capture_output=True,
     )
     profile = ReferenceProfile.model_validate_json(out.read_text())
     assert profile.features["x"].upper_bounds == [1.0, 2.0]

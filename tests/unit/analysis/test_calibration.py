@@ -55,9 +55,7 @@ def bucket_counts(rng, n):
 
 
 def category_counts(rng, n):
-    return drift_from_counts(
-        rng.multinomial(n, CATEGORY_SHARES), rng.multinomial(n, CATEGORY_SHARES), kind="categorical"
-    )
+    return drift_from_counts(rng.multinomial(n, CATEGORY_SHARES), rng.multinomial(n, CATEGORY_SHARES), kind="categorical")
 
 
 # name: (draw, per-window size, trials). The exact KS test at 200 per window is discrete, with a
@@ -137,8 +135,7 @@ def test_moderate_and_strong_shifts_are_always_flagged(shift):
 def test_canary_latency_fails_at_the_nominal_rate_without_a_tolerance(n):
     rng = np.random.default_rng(n)
     results = [
-        compare_binned(rng.multinomial(n, BUCKET_SHARES), rng.multinomial(n, BUCKET_SHARES), tolerance=0.0)
-        for _ in range(TRIALS)
+        compare_binned(rng.multinomial(n, BUCKET_SHARES), rng.multinomial(n, BUCKET_SHARES), tolerance=0.0) for _ in range(TRIALS)
     ]
     assert LOWEST <= np.mean([r.verdict == "Fail" for r in results]) <= HIGHEST
 
@@ -173,8 +170,7 @@ def test_canary_proportions_at_the_tolerance_fail_at_most_nominally():
     rng = np.random.default_rng(11)
     n, stable, margin = 2000, 0.05, 0.02
     fails = [
-        compare_proportions(rng.binomial(n, stable), n, rng.binomial(n, stable + margin), n, tolerance=margin).verdict
-        == "Fail"
+        compare_proportions(rng.binomial(n, stable), n, rng.binomial(n, stable + margin), n, tolerance=margin).verdict == "Fail"
         for _ in range(TRIALS)
     ]
     assert LOWEST <= np.mean(fails) <= HIGHEST

@@ -255,9 +255,7 @@ def test_fractional_counts_are_rounded():
 
 
 def test_empty_buckets_change_nothing_but_the_bin_layout():
-    with_gap = drift_from_counts(
-        [30, 0, 50, 40, 0], [20, 0, 60, 45, 0], kind="numerical", upper_bounds=[1, 2, 3, 4, math.inf]
-    )
+    with_gap = drift_from_counts([30, 0, 50, 40, 0], [20, 0, 60, 45, 0], kind="numerical", upper_bounds=[1, 2, 3, 4, math.inf])
     without = drift_from_counts([30, 50, 40], [20, 60, 45], kind="numerical", upper_bounds=[1, 3, math.inf])
     assert (with_gap.pvalue, with_gap.psi, with_gap.ks, with_gap.n_bins) == (without.pvalue, without.psi, without.ks, 3)
 
@@ -472,7 +470,5 @@ def test_effect_gate_metric_and_categorical_fallback():
 
 
 def test_rank_by_effect_lists_drifted_features_largest_first():
-    verdicts = assess_drift(
-        {"a": feature(1e-6, 0.2), "b": feature(1e-6, 0.9), "c": feature(1e-6, 0.01), "d": feature(1e-6, 0.2)}
-    )
+    verdicts = assess_drift({"a": feature(1e-6, 0.2), "b": feature(1e-6, 0.9), "c": feature(1e-6, 0.01), "d": feature(1e-6, 0.2)})
     assert rank_by_effect(verdicts) == ["b", "a", "d"]

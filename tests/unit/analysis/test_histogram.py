@@ -14,8 +14,10 @@ def test_bucket_counts_match_le_semantics() -> None:
     values = np.array([0.01, 0.0100001, 0.3, 5.0, math.nan, -1.0])
     counts = bucket_counts(values, BOUNDS)
     finite = values[~np.isnan(values)]
-    expected = [sum(1 for v in finite if (i == 0 or v > BOUNDS[i - 1]) and (i == len(BOUNDS) or v <= BOUNDS[i]))
-                for i in range(len(BOUNDS) + 1)]
+    expected = [
+        sum(1 for v in finite if (i == 0 or v > BOUNDS[i - 1]) and (i == len(BOUNDS) or v <= BOUNDS[i]))
+        for i in range(len(BOUNDS) + 1)
+    ]
     assert counts.tolist() == expected
     assert counts.sum() == 5
 

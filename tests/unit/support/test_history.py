@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from scipy import stats
 
 from tests.support.history import MetricsHistory, format_le, prometheus_increase
 
-START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, tzinfo=UTC)
 STEP = timedelta(hours=1)
 END = START + timedelta(days=2)
 MODEL = {"model": "churn", "version": "3"}
@@ -58,9 +58,7 @@ def parse(path: Path) -> dict[str, tuple[str, dict[tuple[str, tuple], list[tuple
         elif line != "# EOF":
             current.append(line)
     whole = "".join(
-        "\n".join([type_line, *lines]) + "\n"
-        for type_line, lines in families.items()
-        if not type_line.endswith(" histogram")
+        "\n".join([type_line, *lines]) + "\n" for type_line, lines in families.items() if not type_line.endswith(" histogram")
     )
     list(text_string_to_metric_families(whole + "# EOF\n"))
     for type_line, lines in families.items():
@@ -73,9 +71,7 @@ def parse(path: Path) -> dict[str, tuple[str, dict[tuple[str, tuple], list[tuple
             snapshots[line.rsplit(" ", 1)[1]][type_line].append(line)
     parsed: dict[str, tuple[str, dict[tuple[str, tuple], list[tuple[float, float]]]]] = {}
     for stamp in sorted(snapshots, key=float):
-        document = "".join(
-            "\n".join([type_line, *lines]) + "\n" for type_line, lines in snapshots[stamp].items()
-        )
+        document = "".join("\n".join([type_line, *lines]) + "\n" for type_line, lines in snapshots[stamp].items())
         for family in text_string_to_metric_families(document + "# EOF\n"):
             _, series = parsed.setdefault(family.name, (family.type, defaultdict(list)))
             for sample in family.samples:
@@ -174,9 +170,7 @@ def test_histogram_follows_the_distribution_of_each_interval() -> None:
 
     assert share_below_2(START, shift) == pytest.approx(before.cdf(2), abs=0.01)
     assert share_below_2(shift, history.end) == pytest.approx(after.cdf(2), abs=0.01)
-    mean = history.increase("v_sum", labels, shift, history.end) / history.increase(
-        "v_count", labels, shift, history.end
-    )
+    mean = history.increase("v_sum", labels, shift, history.end) / history.increase("v_count", labels, shift, history.end)
     assert mean == pytest.approx(4, abs=0.05)
 
 
@@ -193,11 +187,9 @@ def test_increase_is_the_exact_sum_of_draws_between_two_times(tmp_path: Path) ->
     history = small_history()
     path = tmp_path / "history.om"
     history.write_openmetrics(path)
-    points = parse(path)["model_requests"][1][
-        ("model_requests_total", tuple(sorted({**MODEL, "status": "success"}.items())))
-    ]
+    points = parse(path)["model_requests"][1][("model_requests_total", tuple(sorted({**MODEL, "status": "success"}.items())))]
     since, until = START + timedelta(hours=5), START + timedelta(hours=29)
-    value_at = {datetime.fromtimestamp(t, timezone.utc): v for t, v in points}
+    value_at = {datetime.fromtimestamp(t, UTC): v for t, v in points}
 
     labels = {**MODEL, "status": "success"}
     increase = history.increase("model_requests_total", labels, since, until)
@@ -230,9 +222,7 @@ def test_a_category_appears_when_its_weights_first_name_it(tmp_path: Path) -> No
     path = tmp_path / "history.om"
     history.write_openmetrics(path)
     _, series = parse(path)["model_predictions"]
-    first_time = {
-        dict(labels)["class"]: points[0][0] for (_, labels), points in series.items()
-    }
+    first_time = {dict(labels)["class"]: points[0][0] for (_, labels), points in series.items()}
 
     shift = (START + timedelta(days=1)).timestamp()
     assert first_time == {"yes": START.timestamp(), "no": START.timestamp(), "maybe": shift}
@@ -251,9 +241,7 @@ def test_feedback_is_a_confusion_matrix_with_the_given_accuracy() -> None:
 
     def cells(since: datetime, until: datetime) -> dict[tuple[str, str], float]:
         return {
-            (labels["predicted"], labels["actual"]): history.increase(
-                "model_feedback_total", labels, since, until
-            )
+            (labels["predicted"], labels["actual"]): history.increase("model_feedback_total", labels, since, until)
             for labels, _ in history.select("model_feedback_total", MODEL)
         }
 
