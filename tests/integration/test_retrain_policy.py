@@ -277,14 +277,15 @@ def test_restarted_operator_adopts_the_running_job(
 
     operator.kill()
     operator.start()
-    # A fresh operator process exports a policy's conditions once it has taken the policy in; its
-    # ticks on the policy start from that same first sight, while the Job is still Active.
-    exported = {"kind": "RetrainPolicy", "namespace": namespace, "name": "adopt"}
+    # Two ticks of the fresh operator on the policy while its Job is still Active.
+    ticked = {"kind": "RetrainPolicy", "namespace": namespace, "name": "adopt"}
     wait_for(
-        lambda: operator.metric("modelpilot_resource_condition", **exported) is not None,
+        lambda: (operator.metric("modelpilot_resource_ticks_total", **ticked) or 0) >= 2,
         timeout=60,
-        what="the restarted operator to take the policy in",
+        what="two ticks of the restarted operator",
     )
+    assert status(cluster, namespace, "adopt")["phase"] == "Training"
+    assert jobs(cluster, namespace, "adopt") == ["adopt-1-1"]
     kubelet.hold.set()
     done = wait_for(
         lambda: (s := status(cluster, namespace, "adopt")).get("phase") == "Deploying" and s, timeout=120, what="Deploying"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelpilot.api import Condition
@@ -26,16 +26,25 @@ class ResourceStates(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._conditions: dict[ResourceKey, list[Condition]] = {}
+        self._ticks: dict[ResourceKey, int] = {}
 
     def update(self, kind: str, namespace: str, name: str, conditions: list[Condition]) -> None:
         with self._lock:
             self._conditions[(kind, namespace, name)] = list(conditions)
 
+    def ticked(self, kind: str, namespace: str, name: str, conditions: list[Condition]) -> None:
+        """A tick decided and wrote the resource's status: count it, and keep its conditions."""
+        with self._lock:
+            key = (kind, namespace, name)
+            self._conditions[key] = list(conditions)
+            self._ticks[key] = self._ticks.get(key, 0) + 1
+
     def forget(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:
             self._conditions.pop((kind, namespace, name), None)
+            self._ticks.pop((kind, namespace, name), None)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         family = GaugeMetricFamily(
             "modelpilot_resource_condition",
             "1 for the status each condition of a modelpilot resource has now, 0 for the other statuses.",
@@ -43,11 +52,20 @@ class ResourceStates(Collector):
         )
         with self._lock:
             snapshot = list(self._conditions.items())
+            ticks = list(self._ticks.items())
         for (kind, namespace, name), conditions in snapshot:
             for condition in conditions:
                 for status in ("True", "False", "Unknown"):
                     family.add_metric([kind, namespace, name, condition.type, status], 1.0 if condition.status == status else 0.0)
         yield family
+        counter = CounterMetricFamily(
+            "modelpilot_resource_ticks",
+            "Ticks that decided a resource's status in this operator process (observed, decided, written).",
+            labels=["kind", "namespace", "name"],
+        )
+        for key, count in ticks:
+            counter.add_metric(list(key), float(count))
+        yield counter
 
 
 STATES = ResourceStates()

@@ -135,7 +135,7 @@ async def run_tick(
         logger.warning("will retry: %s", failure)
     for event in decision.events:
         await cluster.post_event(stored, event)
-    STATES.update(steps.kind.kind, ref.namespace, ref.name, decision.status.conditions)
+    STATES.ticked(steps.kind.kind, ref.namespace, ref.name, decision.status.conditions)
     if steps.publish is not None:
         steps.publish(ref, spec, decision.status)
     return decision

@@ -28,6 +28,9 @@ def test_each_condition_is_one_for_its_status_and_zero_for_the_others() -> None:
     labels = 'kind="ModelMonitor",name="fraud",namespace="ml"'
     assert f'modelpilot_resource_condition{{condition="Ready",{labels},status="Unknown"}} 1.0' in text
     assert f'modelpilot_resource_condition{{condition="Ready",{labels},status="True"}} 0.0' in text
+    states.ticked("ModelMonitor", "ml", "fraud", [])
+    states.ticked("ModelMonitor", "ml", "fraud", [])
+    assert f"modelpilot_resource_ticks_total{{{labels}}} 2.0" in exposition(states)
     states.forget("ModelMonitor", "ml", "fraud")
     assert 'name="fraud"' not in exposition(states)
 
