@@ -26,6 +26,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from modelpilot.sources.kubernetes import OPT_IN_LABEL
 from modelpilot.sources.mlflow import MlflowRegistry
 from tests.support.kube import Cluster, OperatorProcess, wait_for
 from tests.support.mlflow_server import MlflowServer
@@ -494,7 +495,7 @@ def test_manual_promotion_waits_for_approval_behind_a_confirm_rollout_gate(
         secret = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "hooks"},
+            "metadata": {"name": "hooks", "labels": {OPT_IN_LABEL: "true"}},
             "stringData": {"confirm": f"{hooks}/confirm", "events": f"{hooks}/events"},
         }
         webhooks = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,42 @@ from tests.support.manifests import drift_monitor, serving_deployment
 from tests.support.prometheus import PrometheusServer
 
 ACCOUNT = "system:serviceaccount:modelpilot-system:modelpilot"
+
+
+# What the README says the operator may do (beyond what every account may).
+DOCUMENTED = {
+    "customresourcedefinitions.apiextensions.k8s.io": {"get", "list", "watch"},
+    "namespaces": {"get", "list", "watch"},
+    "modelmonitors.modelpilot.dev": {"get", "list", "watch", "patch"},
+    "retrainpolicies.modelpilot.dev": {"get", "list", "watch", "patch"},
+    "canaryreleases.modelpilot.dev": {"get", "list", "watch", "patch", "create"},
+    "modelmonitors.modelpilot.dev/status": {"get", "patch"},
+    "retrainpolicies.modelpilot.dev/status": {"get", "patch"},
+    "canaryreleases.modelpilot.dev/status": {"get", "patch"},
+    "events": {"create"},
+    "events.events.k8s.io": {"create"},
+    "deployments.apps": {"get", "create", "patch"},
+    "services": {"get", "create", "patch"},
+    "jobs.batch": {"get", "create"},
+    "secrets": {"get"},
+    "httproutes.gateway.networking.k8s.io": {"get", "patch"},
+    "virtualservices.networking.istio.io": {"get", "patch"},
+}
+RIGHT = re.compile(r"^(\S+)\s+\[[^\]]*\]\s+\[[^\]]*\]\s+\[([^\]]*)\]\s*$")
+
+
+def rights(cluster: Cluster, account: str, namespace: str) -> dict[str, set[str]]:
+    """`kubectl auth can-i --list` as resource -> verbs (resource rows only)."""
+    listed = cluster.kubectl("auth", "can-i", "--list", "-n", namespace, f"--as={account}").stdout.splitlines()[1:]
+    return {m.group(1): set(m.group(2).split()) for line in listed if (m := RIGHT.match(line))}
+
+
+def test_the_operator_may_do_exactly_what_the_readme_says(installed: Cluster, namespace: str) -> None:
+    granted = rights(installed, ACCOUNT, namespace)
+    everyone = rights(installed, "system:serviceaccount:default:nobody", namespace)
+    assert granted.get("secrets") == {"get"}  # the listing was read: a known right is there
+    beyond = {resource: verbs - everyone.get(resource, set()) for resource, verbs in granted.items()}
+    assert {resource: verbs for resource, verbs in beyond.items() if verbs} == DOCUMENTED
 
 
 def can(cluster: Cluster, verb: str, resource: str, namespace: str = "default") -> bool:

@@ -20,7 +20,9 @@ from kubernetes.client.exceptions import ApiException
 from modelpilot.api import GROUP, VERSION
 
 __all__ = [
+    "OPT_IN_LABEL",
     "REQUEST_TIMEOUT",
+    "SecretUnusable",
     "ApiUnavailable",
     "Conflict",
     "Forbidden",
@@ -33,6 +35,7 @@ __all__ = [
     "kube_call",
     "patch_resource",
     "post_event",
+    "secret_text",
     "write_status",
 ]
 
@@ -127,11 +130,34 @@ class KubernetesReader:
         return int(deployment.status.ready_replicas or 0), int(desired)
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str:
+        """The text under ``key`` of a Secret that opted in (see ``secret_text``)."""
         secret = await asyncio.to_thread(kube_call, self._core.read_namespaced_secret, name, namespace)
-        data = secret.data or {}
-        if key not in data:
-            raise ObjectMissing(f"Secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data[key]).decode()
+        return secret_text(f"{namespace}/{name}", secret.metadata.labels or {}, secret.data or {}, key)
+
+
+#: A Secret is used by modelpilot only when it carries this label with the value "true": naming
+#: a Secret in a spec is not enough, or anyone who may create a ModelMonitor could read any
+#: Secret of the namespace by sending it to a URL of their choosing.
+OPT_IN_LABEL = "modelpilot.dev/opt-in"
+
+
+class SecretUnusable(KubeError):
+    """A Secret that did not opt in, lacks the key, or holds no text there."""
+
+    reason = "SecretUnusable"
+
+
+def secret_text(name: str, labels: Mapping[str, str], data: Mapping[str, str], key: str) -> str:
+    """The text under ``key`` of Secret ``name`` (its base64 ``data``); raises SecretUnusable,
+    whose message never quotes a value."""
+    if labels.get(OPT_IN_LABEL) != "true":
+        raise SecretUnusable(f"Secret {name} is not labelled {OPT_IN_LABEL}=true; label it to let modelpilot use it")
+    if key not in data:
+        raise SecretUnusable(f"Secret {name} has no key {key!r}")
+    try:
+        return base64.b64decode(data[key], validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise SecretUnusable(f"Secret {name} holds no UTF-8 text under {key!r}") from None
 
 
 def get_resource(plural: str, namespace: str, name: str) -> dict[str, Any]:
