@@ -91,11 +91,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_profile(args: argparse.Namespace) -> int:
     import json
 
-    from modelpilot.profiling import build_profile, read_table
+    from modelpilot.profiling import UnreadableTable, build_profile, read_table
 
     bounds = json.loads(args.bounds.read_text()) if args.bounds else None
+    try:
+        table = read_table(args.data)
+    except UnreadableTable as err:
+        print(f"modelpilot profile: {err}", file=sys.stderr)
+        return 2
     profile = build_profile(
-        read_table(args.data),
+        table,
         bounds=bounds,
         buckets=args.buckets,
         prediction_column=args.prediction_column,

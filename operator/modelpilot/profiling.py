@@ -14,7 +14,11 @@ from modelpilot.analysis import bucket_counts
 from modelpilot.api.profile import CategoricalProfile, NumericalProfile, ReferenceProfile
 from modelpilot.instrument import buckets_from_sample
 
-__all__ = ["build_profile", "read_table"]
+__all__ = ["UnreadableTable", "build_profile", "read_table"]
+
+
+class UnreadableTable(Exception):
+    """Training data that cannot be read as given; the message says what to do."""
 
 
 def read_table(path: Path) -> dict[str, list[Any]]:
@@ -23,10 +27,14 @@ def read_table(path: Path) -> dict[str, list[Any]]:
         try:
             import pyarrow.parquet as parquet
         except ImportError:
-            raise SystemExit(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+            raise UnreadableTable(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
         table = parquet.read_table(path)
         return {name: column.to_pylist() for name, column in zip(table.column_names, table.columns)}
-    with path.open(newline="") as handle:
+    try:
+        handle = path.open(newline="")
+    except OSError as err:
+        raise UnreadableTable(f"{path}: {err.strerror}") from None
+    with handle:
         reader = csv.DictReader(handle)
         columns: dict[str, list[Any]] = {name: [] for name in reader.fieldnames or []}
         for row in reader:

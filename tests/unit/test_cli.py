@@ -54,3 +54,12 @@ def test_a_registered_model_name_that_mlflow_cannot_quote_is_refused(tmp_path: P
     )
     assert result.returncode == 2
     assert "spec.model.version.mlflow.registeredModel" in result.stderr
+
+
+def test_profile_of_a_missing_file_is_a_one_line_error(tmp_path: Path) -> None:
+    missing = tmp_path / "train.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "modelpilot.cli", "profile", "--data", str(missing)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"modelpilot profile: {missing}: No such file or directory"
