@@ -90,6 +90,9 @@ def test_deleting_a_resource_never_waits_for_a_stopped_operator(operator: Operat
     )
     assert not cluster.get("modelmonitors.modelpilot.dev", name, namespace)["metadata"].get("finalizers")
     operator.stop()
-    cluster.kubectl("delete", "mm", name, "-n", namespace, "--wait=true", "--timeout=30s")
-    gone = cluster.kubectl("get", "mm", name, "-n", namespace, "--ignore-not-found", "-o", "name")
-    assert gone.stdout.strip() == ""
+    try:
+        cluster.kubectl("delete", "mm", name, "-n", namespace, "--wait=true", "--timeout=30s")
+        gone = cluster.kubectl("get", "mm", name, "-n", namespace, "--ignore-not-found", "-o", "name")
+        assert gone.stdout.strip() == ""
+    finally:
+        operator.start()  # the operator serves the rest of the session
