@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -270,3 +272,23 @@ def test_is_due_follows_schedule_and_generation() -> None:
     assert is_due(status, 1, NOW + timedelta(minutes=5))
     assert is_due(status, 2, NOW + timedelta(minutes=1))
     assert is_due(ModelMonitorStatus(), 1, NOW)
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        (Sample({"feature": "f2", "le": "abc"}, 10.0), "bucket bound le='abc' is not a number"),
+        (Sample({"feature": "f2", "le": "0.5"}, math.nan), "a bucket count is negative, NaN or infinite"),
+        (Sample({"feature": "f2", "le": "0.5"}, math.inf), "a bucket count is negative, NaN or infinite"),
+    ],
+)
+def test_one_unreadable_feature_affects_only_itself(bad: Sample, why: str) -> None:
+    obs = observations(shift=1.0, category_shift=True)
+    buckets = obs.current["featureBuckets"]
+    current = {**obs.current, "featureBuckets": QueryOutcome("q", samples=(*buckets.samples, bad))}
+    result = evaluate(replace(obs, current=current))
+    features = {f.name: f for f in result.status.features}
+    assert features["f2"].verdict == "InsufficientData" and features["f2"].test == why
+    assert features["f1"].verdict == "Drift" and features["c1"].verdict == "Drift"
+    conditions = {c.type: (c.status, c.reason) for c in result.status.conditions}
+    assert conditions["DataDrift"] == ("True", "FeaturesDrifted") and conditions["Ready"] == ("True", "Evaluated")

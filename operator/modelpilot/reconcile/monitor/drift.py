@@ -26,16 +26,33 @@ class _FeatureCounts:
     bounds: tuple[float, ...] = ()
     counts: tuple[float, ...] = ()
     categories: Mapping[str, float] = field(default_factory=dict)
+    # Why the window's answer for this feature cannot be used; the other features go on.
+    unusable: str | None = None
+
+
+def _bound(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None) -> dict[str, _FeatureCounts]:
     features: dict[str, _FeatureCounts] = {}
     if buckets is not None and buckets.ok:
-        grouped: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        grouped: dict[str, list[tuple[str, float]]] = defaultdict(list)
         for s in buckets.samples:
-            grouped[s.labels.get("feature", "")].append((float(s.labels.get("le", "+Inf")), s.value))
+            grouped[s.labels.get("feature", "")].append((s.labels.get("le", "+Inf"), s.value))
         for name, pairs in grouped.items():
-            counts = buckets_from_cumulative(pairs)
+            bounds = [_bound(le) for le, _ in pairs]
+            if any(b is None or math.isnan(b) for b in bounds):
+                bad = next(le for (le, _), b in zip(pairs, bounds) if b is None or math.isnan(b))
+                features[name] = _FeatureCounts("numerical", unusable=f"bucket bound le={bad!r} is not a number")
+                continue
+            if not all(math.isfinite(value) and value >= 0 for _, value in pairs):
+                features[name] = _FeatureCounts("numerical", unusable="a bucket count is negative, NaN or infinite")
+                continue
+            counts = buckets_from_cumulative((b, value) for b, (_, value) in zip(bounds, pairs) if b is not None)
             features[name] = _FeatureCounts(
                 "numerical", tuple(float(b) for b in counts.upper_bounds), tuple(float(c) for c in counts.counts)
             )
@@ -44,7 +61,10 @@ def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None
         for s in categories.samples:
             by_feature[s.labels.get("feature", "")][s.labels.get("category", "")] = s.value
         for name, values in by_feature.items():
-            features[name] = _FeatureCounts("categorical", categories=values)
+            usable = all(math.isfinite(v) and v >= 0 for v in values.values())
+            features[name] = _FeatureCounts(
+                "categorical", categories=values, unusable=None if usable else "a category count is negative, NaN or infinite"
+            )
     return features
 
 
@@ -133,6 +153,10 @@ def assess_data_drift(
     for name in names:
         if name not in current or name not in reference:
             notes[name] = f"no data in the {'current window' if name not in current else 'baseline'}"
+            continue
+        unusable = current[name].unusable or reference[name].unusable
+        if unusable is not None:
+            notes[name] = unusable
             continue
         outcome = _feature_drift(spec, reference[name], current[name])
         if isinstance(outcome, str):
