@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
 import yaml
@@ -89,6 +91,9 @@ def test_deleting_a_resource_never_waits_for_a_stopped_operator(operator: Operat
         what="the first evaluation",
     )
     assert not cluster.get("modelmonitors.modelpilot.dev", name, namespace)["metadata"].get("finalizers")
+    # /healthz says how long ago the tick loop ran (liveness fails past 30s).
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.liveness_port}/healthz", timeout=5) as response:
+        assert 0 <= json.load(response)["ticking"] < 30
     operator.stop()
     try:
         cluster.kubectl("delete", "mm", name, "-n", namespace, "--wait=true", "--timeout=30s")

@@ -24,7 +24,7 @@ from modelpilot.api import GROUP, VERSION
 
 from .tick import Cluster, KubeCluster, TickLogger, TickSteps, run_tick
 
-__all__ = ["SCHEDULER", "Scheduler", "schedule"]
+__all__ = ["SCHEDULER", "STUCK_AFTER", "Scheduler", "schedule"]
 
 ResourceKey = tuple[str, str, str]  # kind, namespace, name
 
@@ -53,6 +53,7 @@ class Scheduler:
     clock: Callable[[], float] = time.monotonic
     kinds: dict[str, _Kind] = field(default_factory=dict)
     resources: dict[ResourceKey, _Resource] = field(default_factory=dict)
+    last_look: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self._all = asyncio.Semaphore(self.slots)
@@ -103,8 +104,16 @@ class Scheduler:
     async def run(self, logger: TickLogger, resolution: float = 0.5) -> None:
         """Start due ticks for ever, looking every ``resolution`` seconds."""
         while True:
-            self.start_due(logger)
+            try:
+                self.start_due(logger)
+            except Exception:  # a bug here must not end the loop: liveness would then restart us
+                logger.exception("starting ticks failed")
+            self.last_look = self.clock()
             await asyncio.sleep(resolution)
+
+    def stuck_for(self) -> float:
+        """Seconds since the loop last looked for due ticks."""
+        return self.clock() - self.last_look
 
     async def stop(self) -> None:
         """Cancel the ticks in flight (the operator is stopping)."""
@@ -131,6 +140,19 @@ _LOOP: list[asyncio.Task[None]] = []
 @kopf.on.startup()
 async def start_ticking(logger: TickLogger, **_: Any) -> None:
     _LOOP.append(asyncio.create_task(SCHEDULER.run(logger)))
+
+
+#: The liveness probe fails when the tick loop has not looked for due ticks for this long.
+STUCK_AFTER = 30.0
+
+
+@kopf.on.probe(id="ticking")
+async def ticking(**_: Any) -> float:
+    """Seconds since the tick loop last ran (on /healthz); raises, failing liveness, when stuck."""
+    stuck = SCHEDULER.stuck_for()
+    if stuck > STUCK_AFTER:
+        raise RuntimeError(f"the tick loop has not run for {stuck:.0f}s")
+    return round(stuck, 1)
 
 
 @kopf.on.cleanup()

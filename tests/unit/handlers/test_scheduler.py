@@ -128,3 +128,30 @@ async def test_a_deleted_resource_is_forgotten() -> None:
     watch(scheduler, cluster, "ml", "fraud")
     scheduler.watched(MODEL_MONITOR.kind, "DELETED", body("ml", "fraud"))
     assert scheduler.start_due(LOGGER) == 0 and not scheduler.resources
+
+
+async def test_the_loop_outlives_a_failure_and_says_how_long_since_it_ran() -> None:
+    tenants, cluster, clock = Tenants(), Bodies(), [100.0]
+    scheduler = scheduler_for(tenants, cluster, clock)
+    looks: list[float] = []
+
+    def failing_first(logger: Any) -> int:
+        looks.append(clock[0])
+        if len(looks) == 1:
+            raise RuntimeError("a bug while starting ticks")
+        return 0
+
+    scheduler.start_due = failing_first  # type: ignore[method-assign]  # the loop's one step, failing once
+    loop = asyncio.create_task(scheduler.run(LOGGER, resolution=0.01))
+    try:
+        await asyncio.wait_for(_looked(looks, 2), timeout=30)  # it looked again after the failure
+        assert scheduler.last_look == 100.0
+        clock[0] = 145.0
+        assert scheduler.stuck_for() == 45.0  # what the liveness probe compares with STUCK_AFTER
+    finally:
+        loop.cancel()
+
+
+async def _looked(looks: list[float], times: int) -> None:
+    while len(looks) < times:
+        await asyncio.sleep(0.01)
