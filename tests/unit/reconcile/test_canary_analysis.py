@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -116,3 +117,37 @@ def test_a_check_takes_its_worst_verdict() -> None:
     assert worst(["Pass", "Inconclusive", "QueryError"]) == "QueryError"
     assert worst(["NoData", "Fail"]) == "Fail"
     assert worst([]) == "Pass"
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_a_custom_metric_that_answers_no_number_has_no_data(value: float) -> None:
+    metric = AnalysisMetric(name="queue", query="max(queue_depth{$selector})", threshold_range={"max": 10})
+    record = judge(metric, MetricAnswer(QueryOutcome("c", samples=(Sample({}, value),)), QueryOutcome("s")))
+    assert record.verdict == "NoData"  # spec.analysis.noData then says which side it falls to
+    assert record.value is None
+
+
+@pytest.mark.parametrize(
+    ("metric", "bad"),
+    [
+        (ERRORS, Sample({"status": "success"}, math.inf)),
+        (ERRORS, Sample({"status": "error"}, -5.0)),
+        (ACCURACY, Sample({"predicted": "a", "actual": "a"}, math.nan)),
+        (LATENCY, Sample({"le": "0.1"}, math.inf)),
+    ],
+)
+def test_a_candidate_answer_that_cannot_be_counted_has_no_data(metric: AnalysisMetric, bad: Sample) -> None:
+    make = {"errors": requests_samples, "accuracy": feedback_samples, "latency": latency_samples}[metric.name]
+    healthy = answer(make, Behaviour(), 2000)
+    broken = MetricAnswer(QueryOutcome("c", samples=(*healthy.candidate.samples, bad)), healthy.stable)
+    assert judge(metric, healthy).verdict == "Pass"
+    assert judge(metric, broken).verdict == "NoData"
+
+
+def test_a_bucket_bound_that_is_not_a_number_has_no_data() -> None:
+    healthy = answer(latency_samples, Behaviour(), 2000)
+    fast = Sample({"le": "fast"}, 10.0)
+    both = MetricAnswer(
+        QueryOutcome("c", samples=(*healthy.candidate.samples, fast)), QueryOutcome("s", samples=(*healthy.stable.samples, fast))
+    )
+    assert judge(LATENCY, both).verdict == "NoData"

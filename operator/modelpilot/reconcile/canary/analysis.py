@@ -61,7 +61,17 @@ class _Side:
     buckets: BucketCounts | None = None
 
 
+#: A side whose answer cannot be judged: it counts as no data, which spec.analysis.noData decides.
+_UNJUDGEABLE = _Side(None, 0.0)
+
+
+def _counts_usable(outcome: QueryOutcome) -> bool:
+    return all(math.isfinite(s.value) and s.value >= 0 for s in outcome.samples)
+
+
 def _proportion(outcome: QueryOutcome, is_event: str) -> _Side:
+    if not _counts_usable(outcome):
+        return _UNJUDGEABLE
     total = events = 0.0
     for sample in outcome.samples:
         total += sample.value
@@ -73,13 +83,21 @@ def _proportion(outcome: QueryOutcome, is_event: str) -> _Side:
 
 
 def _latency(outcome: QueryOutcome, bounds: set[str]) -> _Side:
-    buckets = buckets_from_cumulative((float(s.labels["le"]), s.value) for s in outcome.samples if s.labels.get("le") in bounds)
+    shared = [s for s in outcome.samples if s.labels.get("le") in bounds]
+    try:
+        pairs = [(float(s.labels["le"]), s.value) for s in shared]
+    except ValueError:  # a bucket bound that is not a number
+        return _UNJUDGEABLE
+    if not _counts_usable(outcome) or any(math.isnan(bound) for bound, _ in pairs):
+        return _UNJUDGEABLE
+    buckets = buckets_from_cumulative(pairs)
     p99 = histogram_quantile(0.99, buckets) if buckets.total > 0 else math.nan
     return _Side(None if math.isnan(p99) else p99, buckets.total, buckets=buckets)
 
 
 def _scalar(outcome: QueryOutcome) -> _Side:
-    values = [s.value for s in outcome.samples if not math.isnan(s.value)]
+    # +Inf or NaN (a division by zero in the query) is no answer, not a value to judge.
+    values = [s.value for s in outcome.samples if math.isfinite(s.value)]
     return _Side(values[0] if values else None, float(bool(values)))
 
 
