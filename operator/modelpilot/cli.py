@@ -176,7 +176,9 @@ def _cmd_canary(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from modelpilot.handlers import run_operator
+    from modelpilot.sources.outbound import allow_prefixes
 
+    allow_prefixes(args.allowed_url_prefix)
     return run_operator(
         namespaces=args.namespace,
         clusterwide=args.all_namespaces,
@@ -202,6 +204,13 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
     run.add_argument("--metrics-port", type=int, default=9808, help="port of /metrics (0 disables)")
     run.add_argument("--liveness-port", type=int, default=8080, help="port of /healthz (0 disables)")
+    run.add_argument(
+        "--allowed-url-prefix",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="call Prometheus, MLflow and webhooks only under these URL prefixes (repeatable; default: any)",
+    )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)
 

@@ -156,8 +156,8 @@ class CanaryCluster:
     async def _alias(self, spec: CanaryReleaseSpec, needs: CanaryNeeds) -> dict[str, Any]:
         if not needs.alias or spec.mlflow is None:
             return {}
-        registry = registry_for(spec.mlflow.tracking_uri)
         try:
+            registry = registry_for(spec.mlflow.tracking_uri)
             found = await asyncio.to_thread(registry.resolve_alias, spec.model, spec.alias)
         except RegistryError as err:
             return {"registry_error": str(err)}

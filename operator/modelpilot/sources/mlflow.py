@@ -32,6 +32,8 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from .outbound import allowed
+
 __all__ = [
     "HTTP_DEFAULTS",
     "PROFILE_ARTIFACT",
@@ -378,7 +380,10 @@ class MlflowRegistry:
 
 @functools.lru_cache(maxsize=64)
 def registry_for(tracking_uri: str) -> MlflowRegistry:
-    """One registry client per tracking URI, shared by every resource that names it."""
+    """One registry client per tracking URI, shared by every resource that names it; raises
+    RegistryRejected for a URI the operator's configuration does not allow."""
+    if not allowed(tracking_uri):
+        raise RegistryRejected(f"{tracking_uri} is under no URL prefix the operator allows")
     return MlflowRegistry(tracking_uri)
 
 

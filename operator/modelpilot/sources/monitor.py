@@ -20,6 +20,7 @@ from modelpilot.reconcile.queries import QueryFailed
 
 from .kubernetes import KubeError, KubernetesReader, ObjectMissing
 from .mlflow import RegistryError, registry_for
+from .outbound import allowed
 from .prometheus import PrometheusClient, instant_outcome, range_outcome
 
 __all__ = ["observe_monitor", "prometheus_client", "query_monitor"]
@@ -65,8 +66,8 @@ async def _version_and_profile(
     version = source.fixed if source is not None else None
     if spec.mlflow is None:
         return version, None, None
-    registry = registry_for(spec.mlflow.tracking_uri)
     try:
+        registry = registry_for(spec.mlflow.tracking_uri)
         if source is not None and source.mlflow is not None:
             found = await asyncio.to_thread(registry.resolve_alias, source.mlflow.registered_model, source.mlflow.alias)
             if found is None:
@@ -120,6 +121,8 @@ async def _deployment_state(spec: ModelMonitorSpec, namespace: str, kube: Kubern
 
 async def prometheus_client(endpoint: PrometheusEndpoint, namespace: str, kube: KubernetesReader | None) -> PrometheusClient:
     """A client for ``endpoint``, with credentials from its Secrets; raises QueryFailed without them."""
+    if not allowed(endpoint.url):
+        raise QueryFailed("URLNotAllowed", f"{endpoint.url} is under no URL prefix the operator allows", "")
     token = basic = None
     if endpoint.bearer_token_secret is not None or endpoint.basic_auth_secret is not None:
         if kube is None:

@@ -19,6 +19,7 @@ from typing import Any
 from modelpilot.reconcile.canary import HookAnswer
 
 from .kubernetes import KubeError, KubernetesReader
+from .outbound import allowed
 
 __all__ = ["call_webhook", "post_json"]
 
@@ -51,6 +52,8 @@ def post_json(url: str, payload: Mapping[str, Any], timeout: timedelta) -> HookA
     (a secret) appears in no answer, and no value of it raises."""
     if _scheme(url) not in ("http", "https"):
         return HookAnswer(False, "refused: the URL in the Secret is not a valid http or https URL")
+    if not allowed(url):
+        return HookAnswer(False, "refused: the URL in the Secret is under no prefix the operator allows")
     try:
         request = urllib.request.Request(
             url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
