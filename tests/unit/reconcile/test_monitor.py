@@ -292,3 +292,14 @@ def test_one_unreadable_feature_affects_only_itself(bad: Sample, why: str) -> No
     assert features["f1"].verdict == "Drift" and features["c1"].verdict == "Drift"
     conditions = {c.type: (c.status, c.reason) for c in result.status.conditions}
     assert conditions["DataDrift"] == ("True", "FeaturesDrifted") and conditions["Ready"] == ("True", "Evaluated")
+
+
+def test_an_answer_that_is_not_counts_makes_only_its_checks_unknown() -> None:
+    obs = observations()
+    latency = obs.current["latencyBuckets"]
+    broken = QueryOutcome("q", samples=(*latency.samples, Sample({"le": "<html>"}, 3.0)))
+    result = evaluate(replace(obs, current={**obs.current, "latencyBuckets": broken}))
+    conditions = {c.type: c for c in result.status.conditions}
+    assert (conditions["LatencyHigh"].status, conditions["LatencyHigh"].reason) == ("Unknown", "QueryFailed")
+    assert "a bucket bound le='<html>' that is not a number" in conditions["LatencyHigh"].message
+    assert (conditions["DataDrift"].status, conditions["DataDrift"].reason) == ("False", "NoDrift")  # the rest goes on

@@ -18,7 +18,7 @@ from ..conditions import set_condition
 from ..decision import Decision
 from .alerts import alert_history, transition_events
 from .drift import assess_data_drift, assess_label_drift
-from .observations import MonitorObservations
+from .observations import MonitorObservations, checked
 from .performance import assess_performance, health_verdict
 from .quality import assess_degradation, assess_quality, degradation_verdict
 from .verdict import Verdict
@@ -66,6 +66,7 @@ def decide_monitor(
     now: datetime,
 ) -> MonitorDecision:
     """The new status of a monitor and the Events its changes deserve."""
+    obs = checked(obs)
     if obs.blocked_reason is not None:
         verdicts = {**_blocked(obs, previous), "Healthy": health_verdict(obs)}
         return _finish(spec, obs, previous, verdicts, {}, generation=generation, now=now, ok=False)

@@ -5,8 +5,9 @@ The plan does not grow with the number of features: one query per metric family 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from modelpilot.api import parse_duration
@@ -14,9 +15,9 @@ from modelpilot.api.monitor import ModelMonitorSpec
 from modelpilot.api.profile import ReferenceProfile
 
 from ..promql import PRESETS, render
-from ..queries import PlannedQuery, QueryOutcome
+from ..queries import PlannedQuery, QueryFailed, QueryOutcome
 
-__all__ = ["DeploymentState", "MonitorObservations", "query_plan"]
+__all__ = ["DeploymentState", "MonitorObservations", "checked", "query_plan"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,42 @@ def query_plan(
     if spec.degradation.enabled:
         series = planned("feedback", parse_duration(spec.degradation.step), at)
     return current, baseline, series
+
+
+#: Queries answered per feature: an unreadable feature is set aside alone (see drift.py).
+_PER_FEATURE = ("featureBuckets", "featureCategories")
+
+
+def _unusable(name: str, outcome: QueryOutcome) -> str | None:
+    """Why an answer is not counts this query's contract allows, or None."""
+    values = [s.value for s in outcome.samples] + [v for series in outcome.series for _, v in series.points]
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        return "a value that is negative, NaN or infinite"
+    if name == "latencyBuckets":
+        for sample in outcome.samples:
+            try:
+                bound = float(sample.labels.get("le", "+Inf"))
+            except ValueError:
+                bound = math.nan
+            if math.isnan(bound):
+                return f"a bucket bound le={sample.labels.get('le')!r} that is not a number"
+    return None
+
+
+def _checked(name: str, outcome: QueryOutcome) -> QueryOutcome:
+    why = None if not outcome.ok or name in _PER_FEATURE else _unusable(name, outcome)
+    if why is None:
+        return outcome
+    return QueryOutcome(outcome.query, error=QueryFailed("BadAnswer", f"Prometheus answered {why} for {name}", outcome.query))
+
+
+def checked(obs: MonitorObservations) -> MonitorObservations:
+    """``obs`` with every answer that is not counts turned into a failed query, so only the
+    checks that need it are Unknown, and nothing downstream sees such a number."""
+    series = obs.quality_series
+    return replace(
+        obs,
+        current={name: _checked(name, o) for name, o in obs.current.items()},
+        baseline={name: _checked(name, o) for name, o in obs.baseline.items()},
+        quality_series=None if series is None else _checked("feedback", series),
+    )
