@@ -5,11 +5,15 @@ The sources fill these in; a decision never sees the client that asked.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["PlannedQuery", "QueryFailed", "QueryOutcome", "Sample", "Series"]
+__all__ = ["MAX_COUNT", "PlannedQuery", "QueryFailed", "QueryOutcome", "Sample", "Series", "usable_count"]
+
+#: Above any count a model server reaches; sums of such values would overflow.
+MAX_COUNT = 1e15
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,8 @@ class QueryOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def usable_count(value: float) -> bool:
+    """A count an answer may hold: finite, not negative, at most MAX_COUNT."""
+    return math.isfinite(value) and 0 <= value <= MAX_COUNT

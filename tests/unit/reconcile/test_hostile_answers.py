@@ -52,7 +52,8 @@ def api_server_takes(body: dict[str, object]) -> None:
     json.dumps(body, allow_nan=False)  # strict JSON, as the API server reads it
 
 
-@settings(max_examples=300, deadline=None)
+# Derandomized: the same examples every run, so the suite's verdict does not depend on luck.
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(
     current=st.fixed_dictionaries({name: OUTCOMES for name in QUERY_NAMES}),
     baseline=st.fixed_dictionaries({name: OUTCOMES for name in ("predictions", "featureBuckets", "featureCategories")}),
@@ -85,7 +86,8 @@ METRICS = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+# Derandomized: the same examples every run, so the suite's verdict does not depend on luck.
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(metric=st.sampled_from(METRICS), candidate=OUTCOMES, stable=OUTCOMES)
 def test_a_canary_check_judges_any_answer(metric: AnalysisMetric, candidate: QueryOutcome, stable: QueryOutcome) -> None:
     record = judge_metric(metric, ANALYSIS, MetricAnswer(candidate, stable), thresholds_only=False, now=NOW)

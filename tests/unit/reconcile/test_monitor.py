@@ -278,8 +278,8 @@ def test_is_due_follows_schedule_and_generation() -> None:
     ("bad", "why"),
     [
         (Sample({"feature": "f2", "le": "abc"}, 10.0), "bucket bound le='abc' is not a number"),
-        (Sample({"feature": "f2", "le": "0.5"}, math.nan), "a bucket count is negative, NaN or infinite"),
-        (Sample({"feature": "f2", "le": "0.5"}, math.inf), "a bucket count is negative, NaN or infinite"),
+        (Sample({"feature": "f2", "le": "0.5"}, math.nan), "a bucket count is negative, NaN, infinite or past any count"),
+        (Sample({"feature": "f2", "le": "0.5"}, math.inf), "a bucket count is negative, NaN, infinite or past any count"),
     ],
 )
 def test_one_unreadable_feature_affects_only_itself(bad: Sample, why: str) -> None:

@@ -18,7 +18,7 @@ from modelpilot.analysis.histogram import BucketCounts, buckets_from_cumulative,
 from modelpilot.api.canary import AnalysisMetric, AnalysisSpec, CanaryAnalysisRecord, CheckVerdict
 
 from ..promql import PRESETS, render
-from ..queries import QueryOutcome
+from ..queries import QueryOutcome, usable_count
 from .observations import MetricAnswer, MetricQueries
 
 __all__ = ["CHECK_ORDER", "judge_metric", "metric_queries", "worst"]
@@ -66,7 +66,7 @@ _UNJUDGEABLE = _Side(None, 0.0)
 
 
 def _counts_usable(outcome: QueryOutcome) -> bool:
-    return all(math.isfinite(s.value) and s.value >= 0 for s in outcome.samples)
+    return all(usable_count(s.value) for s in outcome.samples)
 
 
 def _proportion(outcome: QueryOutcome, is_event: str) -> _Side:

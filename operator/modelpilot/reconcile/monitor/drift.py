@@ -13,7 +13,7 @@ from modelpilot.analysis import FeatureDrift, FeatureVerdict, assess_drift, buck
 from modelpilot.api.monitor import FeatureResult, LabelDriftStatus, ModelMonitorSpec, ModelMonitorStatus
 from modelpilot.api.profile import NumericalProfile, ReferenceProfile
 
-from ..queries import QueryOutcome
+from ..queries import QueryOutcome, usable_count
 from .observations import MonitorObservations
 from .verdict import Verdict, failed_verdict, failure, finite, fmt
 
@@ -49,8 +49,10 @@ def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None
                 bad = next(le for (le, _), b in zip(pairs, bounds) if b is None or math.isnan(b))
                 features[name] = _FeatureCounts("numerical", unusable=f"bucket bound le={bad!r} is not a number")
                 continue
-            if not all(math.isfinite(value) and value >= 0 for _, value in pairs):
-                features[name] = _FeatureCounts("numerical", unusable="a bucket count is negative, NaN or infinite")
+            if not all(usable_count(value) for _, value in pairs):
+                features[name] = _FeatureCounts(
+                    "numerical", unusable="a bucket count is negative, NaN, infinite or past any count"
+                )
                 continue
             counts = buckets_from_cumulative((b, value) for b, (_, value) in zip(bounds, pairs) if b is not None)
             features[name] = _FeatureCounts(
@@ -61,9 +63,11 @@ def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None
         for s in categories.samples:
             by_feature[s.labels.get("feature", "")][s.labels.get("category", "")] = s.value
         for name, values in by_feature.items():
-            usable = all(math.isfinite(v) and v >= 0 for v in values.values())
+            usable = all(usable_count(v) for v in values.values())
             features[name] = _FeatureCounts(
-                "categorical", categories=values, unusable=None if usable else "a category count is negative, NaN or infinite"
+                "categorical",
+                categories=values,
+                unusable=None if usable else "a category count is negative, NaN, infinite or past any count",
             )
     return features
 

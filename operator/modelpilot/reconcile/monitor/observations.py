@@ -15,7 +15,7 @@ from modelpilot.api.monitor import ModelMonitorSpec
 from modelpilot.api.profile import ReferenceProfile
 
 from ..promql import PRESETS, render
-from ..queries import PlannedQuery, QueryFailed, QueryOutcome
+from ..queries import PlannedQuery, QueryFailed, QueryOutcome, usable_count
 
 __all__ = ["DeploymentState", "MonitorObservations", "checked", "query_plan"]
 
@@ -109,8 +109,8 @@ _PER_FEATURE = ("featureBuckets", "featureCategories")
 def _unusable(name: str, outcome: QueryOutcome) -> str | None:
     """Why an answer is not counts this query's contract allows, or None."""
     values = [s.value for s in outcome.samples] + [v for series in outcome.series for _, v in series.points]
-    if not all(math.isfinite(v) and v >= 0 for v in values):
-        return "a value that is negative, NaN or infinite"
+    if not all(usable_count(v) for v in values):
+        return "a value that is negative, NaN, infinite or past any count"
     if name == "latencyBuckets":
         for sample in outcome.samples:
             try:
