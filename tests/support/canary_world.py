@@ -37,6 +37,7 @@ from modelpilot.reconcile.canary import (
     observation_needs,
 )
 from modelpilot.reconcile.queries import QueryFailed, QueryOutcome, Sample
+from tests.support.mergepatch import apply_merge_patch
 
 __all__ = [
     "REF",
@@ -63,19 +64,6 @@ def plan_of(decision: CanaryDecision) -> CanaryPlan | None:
 def notifications_of(decision: CanaryDecision) -> list[Mapping[str, Any]]:
     """The event-webhook bodies among a decision's actions."""
     return [p for a in decision.actions if isinstance(a, Notification) for p in a.payloads]
-
-
-def _merged(body: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch (RFC 7386) applied, as the API server applies it."""
-    merged = dict(body)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merged(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def release_spec(**changes: Any) -> CanaryReleaseSpec:
@@ -271,7 +259,7 @@ class World:
     async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool:
         if not self._write or resource_version != str(self.resource_version):
             return False
-        self.status = load_status(CANARY_RELEASE, _merged(self.status.to_body(), patch))
+        self.status = load_status(CANARY_RELEASE, apply_merge_patch(self.status.to_body(), patch))
         self.resource_version += 1
         return True
 

@@ -1,17 +1,5 @@
 from modelpilot.reconcile import merge_patch
-
-
-def apply(target: dict, patch: dict) -> dict:
-    """RFC 7386, independently: what the API server does with a merge patch."""
-    out = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = apply(out[key], value)
-        else:
-            out[key] = value
-    return out
+from tests.support.mergepatch import apply_merge_patch as apply
 
 
 def test_patch_turns_old_into_new() -> None:
