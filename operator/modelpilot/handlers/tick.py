@@ -29,7 +29,7 @@ from modelpilot.api import (
     load_status,
     now_utc,
 )
-from modelpilot.reconcile import Decision, EventToPost, OwnerRef, merge_patch, set_condition
+from modelpilot.reconcile import Decision, EventToPost, OwnerRef, backoff, merge_patch, set_condition
 from modelpilot.sources.kubernetes import KubeError, get_resource, post_event, write_status
 
 from .metrics import STATES
@@ -81,7 +81,7 @@ def _always_due(status: Any, generation: int | None, now: datetime) -> bool:
 
 @dataclass(frozen=True)
 class TickSteps(Generic[SpecT, StatusT, ObsT, ActionT, RefT]):
-    """A kind's parts of the tick. ``due`` is asked first, on the timer's body, so a resource
+    """A kind's parts of the tick. ``due`` is asked first, on the watched body, so a resource
     with nothing to do costs no request; ``publish`` exports the new status (gauges)."""
 
     kind: Kind[SpecT, StatusT]
@@ -116,7 +116,7 @@ async def run_tick(
     stored_meta, stored_status = stored["metadata"], stored.get("status") or {}
     previous, generation = load_status(steps.kind, stored_status), stored_meta.get("generation")
     if not _due(steps, previous, generation, now):
-        return None  # the timer's body was older than what is stored, and the stored one is not due
+        return None  # the watched body was older than what is stored, and the stored one is not due
     try:
         observations = await steps.observe(spec, previous, ref, stored_meta.get("annotations") or {}, now)
         # Decisions can be CPU work (statistics): keep them off the loop that serves every resource.
@@ -150,7 +150,7 @@ def _due(steps: TickSteps[Any, StatusT, Any, Any, Any], status: StatusT, generat
 def _failed(previous: StatusT, error: Exception, generation: int | None, now: datetime) -> StatusT:
     """``previous`` with Ready Unknown naming the error, and the next try backed off."""
     errors = previous.tick_errors + 1
-    delay = min(MAX_RETRY, FIRST_RETRY * 2 ** min(errors - 1, 16))
+    delay = backoff(FIRST_RETRY, MAX_RETRY, errors)
     conditions = set_condition(
         previous.conditions,
         "Ready",
@@ -170,7 +170,7 @@ async def no_actions(spec: Any, ref: OwnerRef, actions: Sequence[Any]) -> list[s
 
 
 class KubeCluster:
-    """The API server, through the sources' one error policy; Events through kopf."""
+    """The API server, through the sources' one error policy; Events posted as the operator."""
 
     async def read(self, kind: Kind[Any, Any], ref: OwnerRef) -> Mapping[str, Any]:
         return await asyncio.to_thread(get_resource, kind.plural, ref.namespace, ref.name)

@@ -4,7 +4,7 @@ package (``monitor``, ``retrain``, ``canary``)."""
 
 from .admission import Admission, admit
 from .conditions import changed_conditions, find_condition, set_condition
-from .decision import HISTORY_LIMIT, MESSAGE_LIMIT, Decision, EventToPost, newest
+from .decision import HISTORY_LIMIT, MESSAGE_LIMIT, Decision, EventToPost, backoff, newest
 from .owners import MonitorRef, OwnerRef, PolicyRef, ReleaseRef
 from .patch import merge_patch
 
@@ -19,6 +19,7 @@ __all__ = [
     "PolicyRef",
     "ReleaseRef",
     "admit",
+    "backoff",
     "changed_conditions",
     "find_condition",
     "merge_patch",

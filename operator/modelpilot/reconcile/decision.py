@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Generic, Literal, TypeVar
 
-__all__ = ["HISTORY_LIMIT", "MESSAGE_LIMIT", "Decision", "EventToPost", "newest"]
+__all__ = ["HISTORY_LIMIT", "MESSAGE_LIMIT", "Decision", "EventToPost", "backoff", "newest"]
 
 #: Histories in status keep this many entries, newest last.
 HISTORY_LIMIT = 20
@@ -44,3 +45,9 @@ class Decision(Generic[StatusT, ActionT]):
 def newest(history: Sequence[EntryT], *added: EntryT) -> list[EntryT]:
     """``history`` with ``added`` appended, cut to the newest HISTORY_LIMIT entries."""
     return [*history, *added][-HISTORY_LIMIT:]
+
+
+def backoff(first: timedelta, most: timedelta, failures: int) -> timedelta:
+    """The wait after ``failures`` failures in a row (at least 1): ``first``, doubling, at most ``most``."""
+    doubled: timedelta = first * 2 ** min(failures - 1, 16)
+    return min(most, doubled)

@@ -15,7 +15,7 @@ from modelpilot.api import parse_duration
 from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus, MonitorSummary
 
 from ..conditions import set_condition
-from ..decision import Decision
+from ..decision import Decision, backoff
 from .alerts import alert_history, transition_events
 from .drift import assess_data_drift, assess_label_drift
 from .observations import MonitorObservations, checked
@@ -142,7 +142,7 @@ def _finish(
     consecutive = 0 if ok else previous.consecutive_failures + 1
     interval = parse_duration(spec.interval)
     # Failures retry sooner than the interval, backing off: 15s, 30s, 1m, ... up to the interval.
-    delay = interval if ok else min(interval, FIRST_RETRY * 2 ** min(consecutive - 1, 16))
+    delay = interval if ok else backoff(FIRST_RETRY, interval, consecutive)
     status = previous.model_copy(
         update={
             **sections,
