@@ -360,9 +360,9 @@ for _kind in KINDS:
         f"{_kind.kind}: status of an older generation": Sample(
             functools.partial(older_generation, _kind), "Progressing", "not yet seen generation 2", decided=False
         ),
-        # Admission keeps the verdict for the previous spec: not the operator's word on this one.
+        # Admission keeps the verdict for the previous spec and leaves observedGeneration alone.
         f"{_kind.kind}: spec change admitted": Sample(
-            functools.partial(admitted_change, _kind), "Progressing", "not yet decided on generation 2", decided=False
+            functools.partial(admitted_change, _kind), "Progressing", "not yet seen generation 2", decided=False
         ),
     }
 SAMPLES |= {

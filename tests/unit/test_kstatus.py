@@ -57,12 +57,6 @@ def test_conditions_are_metav1_conditions_with_ready_summarising(name: str) -> N
         assert datetime.fromisoformat(condition["lastTransitionTime"]).tzinfo is not None, condition
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="admit() keeps the previous Ready verdict and stamps it with the new generation (the admission "
-    "handler also sets status.observedGeneration), so kstatus reads Current before the operator decided on the "
-    "new spec",
-)
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.kind)
 def test_a_verdict_kept_across_a_spec_change_keeps_the_generation_it_was_decided_for(kind: Kind[Any, Any]) -> None:
     spec, status = healthy(kind)

@@ -1,17 +1,23 @@
-"""Spec admission for every kind: validate, write Ready and observedGeneration, warn on bad specs."""
+"""Spec admission for every kind: validate, write Ready, warn on bad specs.
+
+``status.observedGeneration`` is written here only for an invalid spec (that verdict is the
+whole decision about it); a valid spec is observed by the kind's next tick, so until then the
+status says, as kstatus and Argo CD read it, that the new spec is not handled yet."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import kopf
 
-from modelpilot.api import GROUP, KINDS, VERSION, Condition, Kind, load_status, now_utc
-from modelpilot.reconcile import admit
+from modelpilot.api import GROUP, KINDS, VERSION, Kind, load_status, now_utc
+from modelpilot.reconcile import Admission, admit
 
 from .metrics import STATES
 
-__all__ = ["register_admission"]
+__all__ = ["admission_patch", "register_admission"]
 
 
 def register_admission(kind: Kind[Any, Any]) -> None:
@@ -23,9 +29,8 @@ def register_admission(kind: Kind[Any, Any]) -> None:
     async def admit_spec(
         body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
     ) -> None:
-        before = load_status(kind, status).conditions
-        result = admit(kind, spec, list(before), generation=meta.get("generation"), now=now_utc())
-        write_conditions(patch, result.conditions, meta.get("generation"))
+        result, status_patch = admission_patch(kind, spec, status, meta.get("generation"), now_utc())
+        patch.status.update(status_patch)
         STATES.update(kind.kind, meta["namespace"], meta["name"], result.conditions)
         if result.error is not None:
             kopf.warn(body, reason="InvalidSpec", message=str(result.error))
@@ -35,9 +40,15 @@ def register_admission(kind: Kind[Any, Any]) -> None:
         STATES.forget(kind.kind, meta["namespace"], meta["name"])
 
 
-def write_conditions(patch: kopf.Patch, conditions: list[Condition], generation: int | None) -> None:
-    patch.status["conditions"] = [c.to_body() for c in conditions]
-    patch.status["observedGeneration"] = generation
+def admission_patch(
+    kind: Kind[Any, Any], spec: Mapping[str, Any], status: Mapping[str, Any], generation: int | None, now: datetime
+) -> tuple[Admission[Any], dict[str, Any]]:
+    """The admission verdict and the status patch that writes it."""
+    result = admit(kind, spec, list(load_status(kind, status).conditions), generation=generation, now=now)
+    status_patch: dict[str, Any] = {"conditions": [c.to_body() for c in result.conditions]}
+    if result.error is not None:
+        status_patch["observedGeneration"] = generation
+    return result, status_patch
 
 
 for _kind in KINDS:

@@ -42,8 +42,9 @@ def admit(
         return Admission(spec=None, conditions=updated, error=err)
     ready = next((c for c in conditions if c.type == "Ready"), None)
     if ready is not None and ready.reason != "InvalidSpec":
-        # An earlier evaluation already said more than "Pending"; keep it, refresh the generation.
-        updated = set_condition(conditions, "Ready", ready.status, ready.reason, ready.message, now=now, generation=generation)
+        # An earlier evaluation already said more than "Pending"; keep it, at the generation it
+        # was decided for: only the next tick's decision has seen this spec.
+        updated = list(conditions)
     else:
         updated = set_condition(conditions, "Ready", "Unknown", "Pending", pending_message, now=now, generation=generation)
     return Admission(spec=model, conditions=updated)
