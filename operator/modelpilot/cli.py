@@ -176,9 +176,12 @@ def _cmd_canary(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from modelpilot.handlers import run_operator
+    from modelpilot.handlers.retrain import set_pod_policy
+    from modelpilot.reconcile.pod_policy import PodPolicy
     from modelpilot.sources.outbound import allow_prefixes
 
     allow_prefixes(args.allowed_url_prefix)
+    set_pod_policy(PodPolicy(training_service_accounts=frozenset(args.training_service_account or ["default"])))
     return run_operator(
         namespaces=args.namespace,
         clusterwide=args.all_namespaces,
@@ -210,6 +213,14 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="URL",
         help="call Prometheus, MLflow and webhooks only under these URL prefixes (repeatable; default: any)",
+    )
+    run.add_argument(
+        "--training-service-account",
+        action="append",
+        metavar="NAME",
+        help="a service account training Jobs may run as (repeatable; default: default). Templates that ask for "
+        "another, or for host namespaces, host paths or ports, privileged containers or capabilities beyond the "
+        "Pod Security baseline, are refused",
     )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)

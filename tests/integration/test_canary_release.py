@@ -26,7 +26,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from modelpilot.sources.kubernetes import OPT_IN_LABEL
+from modelpilot.reconcile.pod_policy import OPT_IN_LABEL
 from modelpilot.sources.mlflow import MlflowRegistry
 from tests.support.kube import Cluster, OperatorProcess, wait_for
 from tests.support.mlflow_server import MlflowServer
@@ -153,7 +153,7 @@ def stable_objects(model: str, router: str) -> list[dict[str, Any]]:
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": STABLE},
+            "metadata": {"name": STABLE, "labels": {OPT_IN_LABEL: "true"}},
             "spec": {
                 "replicas": 4,
                 "selector": {"matchLabels": {"app": STABLE}},

@@ -36,6 +36,7 @@ from modelpilot.reconcile.canary import (
     Notification,
     observation_needs,
 )
+from modelpilot.reconcile.pod_policy import OPT_IN_LABEL
 from modelpilot.reconcile.queries import QueryFailed, QueryOutcome, Sample
 from tests.support.mergepatch import apply_merge_patch
 
@@ -139,6 +140,7 @@ class World:
     stable_annotation: str | None = None
     stable_generation: int = 1
     stable_observed: int = 1
+    stable_labels: dict[str, str] = field(default_factory=lambda: {OPT_IN_LABEL: "true"})
     restarts_written: list[str] = field(default_factory=list)
     alias_moves: list[str | None] = field(default_factory=list)
     hooks_called: list[str] = field(default_factory=list)
@@ -153,7 +155,11 @@ class World:
         annotations = {RESTART_ANNOTATION: self.stable_annotation} if self.stable_annotation else {}
         ready = self.stable_replicas if self.stable_observed >= self.stable_generation else 0
         return {
-            "metadata": {"name": "fraud", "generation": self.stable_generation, "labels": {"app": "fraud"}},
+            "metadata": {
+                "name": "fraud",
+                "generation": self.stable_generation,
+                "labels": {"app": "fraud", **self.stable_labels},
+            },
             "spec": {
                 "replicas": self.stable_replicas,
                 "selector": {"matchLabels": {"app": "fraud"}},

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from modelpilot.reconcile.pod_policy import OPT_IN_LABEL
 from tests.support.kube import Cluster
 
 __all__ = ["drift_monitor", "serving_deployment"]
@@ -37,7 +38,7 @@ def serving_deployment(cluster: Cluster, namespace: str) -> None:
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "fraud-detector"},
+        "metadata": {"name": "fraud-detector", "labels": {OPT_IN_LABEL: "true"}},
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app": "fraud-detector"}},

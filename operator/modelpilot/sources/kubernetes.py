@@ -18,9 +18,9 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from modelpilot.api import GROUP, VERSION
+from modelpilot.reconcile.pod_policy import OPT_IN_LABEL, opted_in
 
 __all__ = [
-    "OPT_IN_LABEL",
     "REQUEST_TIMEOUT",
     "SecretUnusable",
     "ApiUnavailable",
@@ -135,12 +135,6 @@ class KubernetesReader:
         return secret_text(f"{namespace}/{name}", secret.metadata.labels or {}, secret.data or {}, key)
 
 
-#: A Secret is used by modelpilot only when it carries this label with the value "true": naming
-#: a Secret in a spec is not enough, or anyone who may create a ModelMonitor could read any
-#: Secret of the namespace by sending it to a URL of their choosing.
-OPT_IN_LABEL = "modelpilot.dev/opt-in"
-
-
 class SecretUnusable(KubeError):
     """A Secret that did not opt in, lacks the key, or holds no text there."""
 
@@ -150,7 +144,9 @@ class SecretUnusable(KubeError):
 def secret_text(name: str, labels: Mapping[str, str], data: Mapping[str, str], key: str) -> str:
     """The text under ``key`` of Secret ``name`` (its base64 ``data``); raises SecretUnusable,
     whose message never quotes a value."""
-    if labels.get(OPT_IN_LABEL) != "true":
+    # Naming a Secret in a spec is not enough, or anyone who may create a ModelMonitor could read
+    # any Secret of the namespace by sending it to a URL of their choosing.
+    if not opted_in(labels):
         raise SecretUnusable(f"Secret {name} is not labelled {OPT_IN_LABEL}=true; label it to let modelpilot use it")
     if key not in data:
         raise SecretUnusable(f"Secret {name} has no key {key!r}")

@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from modelpilot.sources.kubernetes import OPT_IN_LABEL, SecretUnusable, secret_text
+from modelpilot.reconcile.pod_policy import OPT_IN_LABEL
+from modelpilot.sources.kubernetes import SecretUnusable, secret_text
 
 OPTED_IN = {OPT_IN_LABEL: "true"}
 

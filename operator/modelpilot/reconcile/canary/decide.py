@@ -28,6 +28,7 @@ from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus, Rollba
 from ..conditions import ConditionValue, find_condition, set_condition
 from ..decision import Decision
 from ..owners import ReleaseRef
+from ..pod_policy import OPT_IN_LABEL, opted_in
 from .needs import payload, starts_release
 from .observations import CanaryAction, CanaryObservations, Notification
 from .phases import HELD, ReleaseTick
@@ -38,7 +39,15 @@ __all__ = ["CONDITION_TYPES", "CanaryDecision", "decide_canary"]
 
 CONDITION_TYPES = ("Ready", "Progressing", "Promoted", "RolledBack", "Paused")
 # Problems that will not pass by themselves; the others (API or registry errors) may.
-LASTING = ("StableNotFound", "StableServiceNotFound", "RouteNotFound", "NoStableVersion", "SameVersion", "CandidateNameTaken")
+LASTING = (
+    "StableNotFound",
+    "StableNotOptedIn",
+    "StableServiceNotFound",
+    "RouteNotFound",
+    "NoStableVersion",
+    "SameVersion",
+    "CandidateNameTaken",
+)
 
 CanaryDecision = Decision[CanaryReleaseStatus, CanaryAction]
 
@@ -132,6 +141,14 @@ def decide_canary(
         tick.start()
     if obs.problem is not None:
         tick.blocked = obs.problem
+    elif obs.stable is not None and not opted_in(obs.stable.labels):
+        # The candidate runs as the stable's pods do (service account, Secrets) and takes
+        # production traffic: the Deployment's owners must have said yes.
+        tick.blocked = (
+            "StableNotOptedIn",
+            f"Deployment {obs.stable.name} is not labelled {OPT_IN_LABEL}=true; its owners label it to let "
+            "releases run candidates from its pod template; this release changes nothing",
+        )
     elif (taken := _not_ours(obs, ref)) is not None:
         tick.blocked = ("CandidateNameTaken", taken)
     elif tick.stable_version():

@@ -18,6 +18,7 @@ from typing import Any
 from modelpilot.api import SpecError, parse_duration
 from modelpilot.api.retrain import RetrainPolicySpec, RetrainPolicyStatus, RunStatus, TriggerRecord
 
+from ..conditions import find_condition, set_condition
 from ..decision import Decision, EventToPost
 from ..owners import PolicyRef
 from .builders import build_canary, build_training_job
@@ -42,6 +43,9 @@ def decide_retrain(
     now: datetime,
 ) -> RetrainDecision:
     """The next status and actions of a policy."""
+    refused = obs.pod_policy.violations(spec.training.template.get("spec"), "spec.training.template.spec")
+    if refused:
+        return _refused(status, refused, generation=generation, now=now)
     step = PolicyStep(spec, obs, ref, now)
     trigger_state, fired = monitor_triggers(spec, status.triggers, obs.monitor)
     update: dict[str, Any] = {"triggers": trigger_state, "observed_generation": generation}
@@ -91,6 +95,29 @@ def decide_retrain(
     status, message = _progress(step, status, message)
     status = status.model_copy(update={"conditions": conditions(status, message, now, generation)})
     return Decision(status=status, actions=step.actions, events=step.events)
+
+
+def _refused(status: RetrainPolicyStatus, refused: list[str], *, generation: int | None, now: datetime) -> RetrainDecision:
+    """A template the operator's pod policy refuses starts nothing until it is fixed (or the
+    operator's configuration changes); Ready says which fields, once as an Event."""
+    message = "the operator's pod policy refuses the training template: " + "; ".join(refused)
+    ready = find_condition(status.conditions, "Ready")
+    events = (
+        []
+        if ready is not None and ready.reason == "PodPolicyViolation"
+        else [EventToPost("Warning", "PodPolicyViolation", message)]
+    )
+    refreshed = set_condition(
+        conditions(status, message, now, generation),
+        "Ready",
+        "False",
+        "PodPolicyViolation",
+        message,
+        now=now,
+        generation=generation,
+    )
+    status = status.model_copy(update={"conditions": refreshed, "observed_generation": generation})
+    return Decision(status=status, actions=[], events=events)
 
 
 def _progress(step: PolicyStep, status: RetrainPolicyStatus, message: str) -> tuple[RetrainPolicyStatus, str]:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from modelpilot.api.monitor import ModelMonitorStatus
 from modelpilot.api.retrain import RetrainPolicySpec
 
+from ..pod_policy import PodPolicy
+
 __all__ = [
     "APPROVE_ANNOTATION",
     "CHALLENGER_ALIAS",
@@ -97,6 +99,7 @@ class RetrainObservations:
     champion: VersionView | None = None
     canary_phase: str | None = None
     registry_error: str | None = None
+    pod_policy: PodPolicy = field(default_factory=PodPolicy)  # the operator's configuration
 
 
 @dataclass(frozen=True)
