@@ -7,11 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export MODELPILOT_CACHE ?= $(HOME)/.cache/modelpilot
 
-.PHONY: all deps venv prometheus mlflow-server controlplane test unit integration demo crds lint bench clean
+.PHONY: all deps venv prometheus lua mlflow-server controlplane test unit integration demo crds lint bench clean
 
 all: test
 
-deps: venv prometheus mlflow-server controlplane
+deps: venv prometheus lua mlflow-server controlplane
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ prometheus:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
 	  echo "installing Debian's prometheus package"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# Debian's lua5.1 runs the Argo CD health checks in tests (Argo CD's Lua has 5.1 semantics).
+lua:
+	@command -v lua5.1 >/dev/null || { echo "installing Debian's lua5.1"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lua5.1 >/dev/null; }
 
 mlflow-server:
 	@bash tests/support/install_mlflow_server.sh >/dev/null
