@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from modelpilot.reconcile.pod_policy import PodPolicy
 from tests.support.kube import REPO, Cluster, OperatorProcess, wait_for
 from tests.support.manifests import drift_monitor, serving_deployment
+from tests.support.pod_cases import ALLOWED_ACCOUNTS, POD_CASES
 from tests.support.prometheus import PrometheusServer
+from tests.unit.reconcile.test_retrain import BASE as RETRAIN_BASE
 
 ACCOUNT = "system:serviceaccount:modelpilot-system:modelpilot"
+POLICY = REPO / "manifests" / "policy"
 
 
 # What the README says the operator may do (beyond what every account may).
@@ -124,3 +132,49 @@ def test_the_operator_runs_on_its_service_account_alone(
         )
         assert ready["status"] == "True"
         assert "Forbidden" not in restricted.log_tail(400)
+
+
+@pytest.fixture
+def training_policy(installed: Cluster, namespace: str) -> Iterator[str]:
+    """The shipped ValidatingAdmissionPolicy, its ConfigMap listing the test's allowed accounts,
+    and the shipped binding narrowed to this test's namespace (so other tests' policies on the
+    shared cluster are not judged by it); removed afterwards."""
+    documents = {d["kind"]: d for d in yaml.safe_load_all((POLICY / "validatingadmissionpolicy.yaml").read_text())}
+    config = yaml.safe_load((POLICY / "configmap.yaml").read_text())
+    config["data"]["trainingServiceAccounts"] = ", ".join(ALLOWED_ACCOUNTS)
+    binding = documents["ValidatingAdmissionPolicyBinding"]
+    binding["spec"]["matchResources"] = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+    manifests = [config, documents["ValidatingAdmissionPolicy"], binding]
+    installed.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+    # The API server compiles a new policy in the background: wait until it judges.
+    wait_for(
+        lambda: "hostNetwork" in dry_run_policy(installed, namespace, {"hostNetwork": True, "containers": []}),
+        timeout=60,
+        what="the admission policy to take effect",
+    )
+    yield namespace
+    installed.kubectl("delete", "-f", "-", "--ignore-not-found", input=yaml.safe_dump_all(manifests[1:]))
+
+
+def dry_run_policy(cluster: Cluster, namespace: str, pod: dict[str, Any]) -> str:
+    """The API server's answer to a RetrainPolicy with this training pod spec ("" when admitted)."""
+    spec = copy.deepcopy(RETRAIN_BASE)
+    spec["training"]["template"] = {"spec": pod}
+    body = {"apiVersion": "modelpilot.dev/v1alpha1", "kind": "RetrainPolicy", "metadata": {"name": "p"}, "spec": spec}
+    result = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(body), check=False)
+    return "" if result.returncode == 0 else result.stderr
+
+
+@pytest.mark.parametrize(("name", "pod", "field"), POD_CASES, ids=[case[0] for case in POD_CASES])
+def test_the_admission_policy_and_the_operator_judge_training_pods_alike(
+    training_policy: str, installed: Cluster, name: str, pod: dict[str, Any], field: str | None
+) -> None:
+    refused = dry_run_policy(installed, training_policy, pod)
+    operator_says = PodPolicy(frozenset(ALLOWED_ACCOUNTS)).violations(pod, "spec.training.template.spec")
+    assert bool(refused) == bool(operator_says) == (field is not None), refused
+    if field is not None:
+        # The policy names every element of a list, the operator the one at fault (and the
+        # capabilities at fault, after a colon).
+        path, why = operator_says[0].split(": ", 1)
+        every_element = re.sub(r"\[\d+\]", "[*]", path)
+        assert f"{every_element}: {why.split(':')[0]}" in refused
