@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from typing import Any
 
 import yaml
 
+from modelpilot.reconcile.pod_policy import OPT_IN_LABEL
+from modelpilot.reconcile.retrain import MANUAL_ANNOTATION
 from tests.support.kube import REPO, Cluster, OperatorProcess, wait_for
+from tests.support.manifests import serving_deployment
 
 PLURALS = {"ModelMonitor": "modelmonitors", "RetrainPolicy": "retrainpolicies", "CanaryRelease": "canaryreleases"}
 
@@ -101,3 +105,34 @@ def test_deleting_a_resource_never_waits_for_a_stopped_operator(operator: Operat
         assert gone.stdout.strip() == ""
     finally:
         operator.start()  # the operator serves the rest of the session
+
+
+def test_pods_a_resource_would_run_need_the_operators_policy_and_the_deployments_consent(
+    operator: OperatorProcess, namespace: str
+) -> None:
+    """A training template asking for the host's network starts no Job; a release of a Deployment
+    that did not opt in creates no candidate. Both say why on Ready."""
+    cluster = operator.cluster
+    policy = yaml.safe_load((REPO / "examples" / "retrainpolicy.yaml").read_text())
+    policy["metadata"]["annotations"] = {MANUAL_ANNOTATION: "now"}
+    policy["spec"]["training"]["template"]["spec"]["hostNetwork"] = True
+    release = yaml.safe_load((REPO / "examples" / "canaryrelease.yaml").read_text())
+    serving_deployment(cluster, namespace)
+    cluster.kubectl("label", "deployment", "fraud-detector", "-n", namespace, f"{OPT_IN_LABEL}-")
+    release["spec"]["target"]["deployment"] = "fraud-detector"
+    for document in (policy, release):
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(document))
+
+    refused = wait_for(
+        lambda: _ready(cluster, "retrainpolicies", policy["metadata"]["name"], namespace, 1), timeout=60, what="Ready"
+    )
+    assert (refused["status"], refused["reason"]) == ("False", "PodPolicyViolation"), refused
+    assert "spec.training.template.spec.hostNetwork: host namespaces are not allowed" in refused["message"]
+    not_opted_in = wait_for(
+        lambda: _ready(cluster, "canaryreleases", release["metadata"]["name"], namespace, 1), timeout=60, what="Ready"
+    )
+    assert (not_opted_in["status"], not_opted_in["reason"]) == ("False", "StableNotOptedIn"), not_opted_in
+    # Some ticks later still nothing was made (the policy ticks every 5 s, the release every 2 s).
+    time.sleep(11)
+    made = json.loads(cluster.kubectl("get", "jobs,deployments", "-n", namespace, "-o", "json").stdout)["items"]
+    assert [(m["kind"], m["metadata"]["name"]) for m in made] == [("Deployment", "fraud-detector")]
