@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export MODELPILOT_CACHE ?= $(HOME)/.cache/modelpilot
 
-.PHONY: all deps venv prometheus lua mlflow-server controlplane test unit integration demo crds lint bench clean
+.PHONY: all deps venv prometheus lua mlflow-server controlplane test unit integration demo crds lint bench clean image image-test
 
 all: test
 
@@ -42,7 +42,18 @@ crds: venv
 	$(VENV)/bin/modelpilot crds
 
 test: deps lint
-	$(PY) -m pytest -q -p no:cacheprovider -n 4 --dist loadgroup
+	$(PY) -m pytest -q -p no:cacheprovider -n 4 --dist loadgroup --ignore=tests/image
+	$(MAKE) image-test
+
+# The operator's image, localhost/modelpilot:<version>, built with buildah (installed when
+# missing); `make image BASE=IMAGE` picks the base image.
+image:
+	bash image/build.sh
+
+# Builds the image and runs it as the operator against a local control plane (needs root:
+# namespaces and chroot stand in for a container runtime).
+image-test: venv prometheus controlplane
+	$(PY) -m pytest -q -p no:cacheprovider tests/image
 
 # ruff over the package, tests and benchmarks; mypy over the package, strict for api, analysis
 # and reconcile (configured in pyproject.toml).
