@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,15 @@ import pytest
 import yaml
 
 from tests.integration.test_manifests import DOCUMENTED, rights
-from tests.support.chart_manifests import CHART, GENERATED, MIRRORED, expected_files, rendered_templates, without_release_label
+from tests.support.chart_manifests import (
+    CHART,
+    GENERATED,
+    MIRRORED,
+    RELEASE_LABEL,
+    expected_files,
+    rendered_templates,
+    without_release_label,
+)
 from tests.support.helm import Helm
 from tests.support.kube import REPO, Cluster, wait_for
 
@@ -193,6 +202,28 @@ def test_install_upgrade_and_uninstall_leave_only_the_crds(cluster_helm: Helm, c
     assert left == []
     # Helm never deletes what a chart's crds/ installed: resources of every release would go with them.
     assert crds.kubectl("get", "crd", "modelmonitors.modelpilot.dev", "-o", "name").stdout.strip()
+
+
+def aggregated_into(cluster: Cluster, role: str, release: str) -> set[str]:
+    """The release's ClusterRoles that the built-in ``role``'s aggregation rule selects."""
+    rule = json.loads(cluster.kubectl("get", "clusterrole", role, "-o", "json").stdout)["aggregationRule"]
+    selected: set[str] = set()
+    for selector in rule["clusterRoleSelectors"]:
+        labels = ",".join(f"{key}={value}" for key, value in {**selector["matchLabels"], RELEASE_LABEL: release}.items())
+        selected.update(cluster.kubectl("get", "clusterroles", "-l", labels, "-o", "name").stdout.split())
+    return selected
+
+
+def test_view_edit_and_admin_aggregate_the_charts_roles(cluster_helm: Helm, crds: Cluster, namespace: str) -> None:
+    release = f"mp-{uuid.uuid4().hex[:6]}"
+    cluster_helm("install", release, str(CHART), "--namespace", namespace, "--set", "podPolicy.admissionPolicy=false")
+    try:
+        prefix = f"clusterrole.rbac.authorization.k8s.io/{release}-modelpilot"
+        assert aggregated_into(crds, "view", release) == {f"{prefix}-view"}
+        assert aggregated_into(crds, "edit", release) == {f"{prefix}-edit"}
+        assert aggregated_into(crds, "admin", release) == {f"{prefix}-edit"}
+    finally:
+        cluster_helm("uninstall", release, "--namespace", namespace, "--wait")
 
 
 def retrain_policy(service_account: str) -> str:

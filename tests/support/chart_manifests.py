@@ -15,7 +15,16 @@ from typing import Any
 from tests.support.helm import Helm
 from tests.support.kube import REPO
 
-__all__ = ["CHART", "GENERATED", "MIRRORED", "expected_files", "rendered_templates", "without_release_label", "write"]
+__all__ = [
+    "CHART",
+    "GENERATED",
+    "MIRRORED",
+    "RELEASE_LABEL",
+    "expected_files",
+    "rendered_templates",
+    "without_release_label",
+    "write",
+]
 
 CHART = REPO / "charts" / "modelpilot"
 RELEASE = "modelpilot"
