@@ -1,10 +1,14 @@
 // Command controlplane runs a real Kubernetes control plane for modelpilot's tests and demo:
-// etcd embedded and kube-apiserver in one process, with RBAC, an admin token and a kubeconfig.
+// etcd embedded, kube-apiserver and kube-controller-manager in one process, with RBAC, an admin
+// token and a kubeconfig. The controller manager runs only ClusterRole aggregation, the garbage
+// collector and the namespace controller: the tests play the workload controllers themselves
+// (a Job's or a Deployment's status), and a real Job or Deployment controller would fight them.
 // Invoked as "kubectl" (a link named so, or `controlplane kubectl ...`) it is kubectl of the
 // same release, so client and server never skew.
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,11 +28,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.etcd.io/etcd/server/v3/embed"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/cli"
+	logsapi "k8s.io/component-base/logs/api/v1"
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	controllermanagerapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	"k8s.io/kubernetes/cmd/kube-controller-manager/names"
 )
 
 func main() {
@@ -84,6 +94,23 @@ func serve(args []string) error {
 	}
 	defer etcd.Close()
 
+	// Both components apply the process's one logging configuration, the same one: the second
+	// application is then no change, and no error.
+	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
+	kubeconfigPath := filepath.Join(*dir, "kubeconfig")
+	// Made before the API server's command: making it sets a feature-gate default (the
+	// WatchListClient that kube-controller-manager turns on), which only works until a command
+	// has added the process-wide gates to its flags.
+	controllerManager := controllerManagerCommand(kubeconfigPath)
+	go func() {
+		// The controller manager gives up when the API server is not healthy within seconds, and a
+		// control plane without its controllers must not pass for a whole one: both end the process.
+		if err := runWhenReady(controllerManager, kubeconfigPath); err != nil {
+			fmt.Fprintln(os.Stderr, "controlplane: kube-controller-manager:", err)
+			os.Exit(1)
+		}
+	}()
+
 	apiserver := apiserverapp.NewAPIServerCommand()
 	apiserver.SetArgs([]string{
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", *etcdPort),
@@ -100,15 +127,73 @@ func serve(args []string) error {
 		"--service-account-key-file=" + creds.serviceAccountKey,
 		"--service-account-signing-key-file=" + creds.serviceAccountKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
-		// No controller-manager runs, so nothing would mint service-account tokens for pods.
+		// The service-account controllers do not run, so no namespace gets the default service
+		// account this admission plugin would require of every pod.
 		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true",
+		// The controller manager's watches keep their connections busy: without this, stopping
+		// waits out the HTTP server's 60-second shutdown timeout for them.
+		"--shutdown-send-retry-after=true",
 		"--profiling=false",
 	})
 	if code := cli.Run(apiserver); code != 0 {
 		return fmt.Errorf("kube-apiserver exited with status %d", code)
 	}
 	return nil
+}
+
+// controllers are the kube-controller-manager controllers this control plane runs.
+var controllers = []string{
+	names.ClusterRoleAggregationController,
+	names.GarbageCollectorController,
+	names.NamespaceController,
+}
+
+// controllerManagerCommand is kube-controller-manager with an admin kubeconfig, only the
+// controllers above, no leader election and no serving port.
+func controllerManagerCommand(kubeconfigPath string) *cobra.Command {
+	command := controllermanagerapp.NewControllerManagerCommand()
+	command.SetArgs([]string{
+		"--kubeconfig=" + kubeconfigPath,
+		"--controllers=" + strings.Join(controllers, ","),
+		"--use-service-account-credentials=false",
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--profiling=false",
+	})
+	return command
+}
+
+// runWhenReady runs command once the API server reports ready; it returns only on failure.
+func runWhenReady(command *cobra.Command, kubeconfigPath string) error {
+	if err := waitForReadyAPIServer(kubeconfigPath); err != nil {
+		return err
+	}
+	if code := cli.Run(command); code != 0 {
+		return fmt.Errorf("exited with status %d", code)
+	}
+	return fmt.Errorf("stopped")
+}
+
+// waitForReadyAPIServer polls /readyz until it answers; it fails only on an unusable kubeconfig.
+func waitForReadyAPIServer(kubeconfigPath string) error {
+	config, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(config)
+	if err != nil {
+		return err
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func startEtcd(dataDir string, clientPort, peerPort int) (*embed.Etcd, error) {
@@ -205,12 +290,12 @@ func writeCredentials(dir string, port int) (credentials, error) {
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 
 	files := map[string][]byte{
-		c.caCert:            caPEM,
-		c.servingCert:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: servingDER}),
-		c.servingKey:        pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: servingKeyDER}),
-		c.serviceAccountKey: pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)}),
-		c.tokenFile:         []byte(fmt.Sprintf("%s,admin,admin,system:masters\n", token)),
-		filepath.Join(dir, "token"): []byte(token),
+		c.caCert:                         caPEM,
+		c.servingCert:                    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: servingDER}),
+		c.servingKey:                     pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: servingKeyDER}),
+		c.serviceAccountKey:              pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)}),
+		c.tokenFile:                      []byte(fmt.Sprintf("%s,admin,admin,system:masters\n", token)),
+		filepath.Join(dir, "token"):      []byte(token),
 		filepath.Join(dir, "kubeconfig"): []byte(kubeconfig(port, caPEM, token)),
 	}
 	for path, data := range files {

@@ -1,4 +1,5 @@
-"""A real Kubernetes control plane for tests and the demo: kube-apiserver and etcd in one process.
+"""A real Kubernetes control plane for tests and the demo: etcd, kube-apiserver and
+kube-controller-manager (ClusterRole aggregation, garbage collection, namespace deletion) in one process.
 
 The binary is built from the Go module in tests/controlplane (pinned Kubernetes release) and
 cached outside the repository, keyed by a hash of that module, so only the first run on a
@@ -9,6 +10,7 @@ When ``KUBECONFIG`` is set, tests use that cluster instead and nothing is starte
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import ssl
@@ -62,7 +64,7 @@ def ensure_built(*, quiet: bool = False) -> Path:
     binary.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(
-            f"building kube-apiserver + etcd + kubectl ({_module_key()}) into {binary.parent}; "
+            f"building kube-apiserver + kube-controller-manager + etcd + kubectl ({_module_key()}) into {binary.parent}; "
             "the first build downloads modules and compiles for several minutes",
             file=sys.stderr,
             flush=True,
@@ -86,7 +88,8 @@ def ensure_built(*, quiet: bool = False) -> Path:
 
 
 class ControlPlane(ServiceProcess):
-    """kube-apiserver + etcd on free loopback ports, with a kubeconfig for an admin user."""
+    """kube-apiserver + kube-controller-manager + etcd on free loopback ports, with a kubeconfig
+    for an admin user."""
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
@@ -121,27 +124,35 @@ class ControlPlane(ServiceProcess):
         return self
 
     def _wait_ready(self, timeout: float) -> None:
+        """Wait until the API server is ready and the controller manager has aggregated the
+        bootstrap `view` ClusterRole (created without rules): the sign that its controllers run."""
         deadline = time.monotonic() + timeout
         last_error = "no answer yet"
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"control plane exited with {self._process.returncode}:\n{self.log_tail()}")
-            token_file = self.state_dir / "token"
-            if token_file.exists():
-                context = ssl.create_default_context(cafile=str(self.state_dir / "ca.crt"))
-                request = urllib.request.Request(
-                    f"https://127.0.0.1:{self.port}/readyz",
-                    headers={"Authorization": f"Bearer {token_file.read_text().strip()}"},
-                )
+            if (self.state_dir / "token").exists():
                 try:
-                    with urllib.request.urlopen(request, context=context, timeout=5) as response:
-                        if response.status == 200:
-                            return
+                    self._get("/readyz")
+                    if json.loads(self._get("/apis/rbac.authorization.k8s.io/v1/clusterroles/view")).get("rules"):
+                        return
+                    last_error = "the view ClusterRole is not aggregated yet"
                 except (urllib.error.URLError, OSError) as err:
                     last_error = str(err)
             time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"control plane not ready after {timeout:.0f}s ({last_error}):\n{self.log_tail()}")
+
+    def _get(self, path: str) -> bytes:
+        """The body of an admin's GET of ``path``; urllib raises on any status but success."""
+        context = ssl.create_default_context(cafile=str(self.state_dir / "ca.crt"))
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{self.port}{path}",
+            headers={"Authorization": f"Bearer {(self.state_dir / 'token').read_text().strip()}"},
+        )
+        with urllib.request.urlopen(request, context=context, timeout=5) as response:
+            body: bytes = response.read()
+            return body
 
     def stop(self, timeout: float = 30.0) -> None:
         process, self._process = self._process, None
