@@ -9,6 +9,7 @@ import json
 import tomllib
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from tests.support.chart_manifests import (
     without_release_label,
 )
 from tests.support.helm import Helm
-from tests.support.kube import REPO, Cluster, wait_for
+from tests.support.kube import REPO, Cluster, OperatorProcess, wait_for
+from tests.support.manifests import drift_monitor, serving_deployment
+from tests.support.prometheus import PrometheusServer
 
 # Its tests install cluster-wide objects (ClusterRoles, bindings, an admission policy) and share
 # the fixtures that apply CRDs for them: one worker runs them all (--dist loadgroup).
@@ -179,7 +182,7 @@ def test_install_upgrade_and_uninstall_leave_only_the_crds(cluster_helm: Helm, c
     # Every object is in the release's namespace or cluster-scoped (where -n is ignored).
     for document in objects:
         stored = crds.kubectl("get", document["kind"], document["metadata"]["name"], "-n", namespace, "-o", "json").stdout
-        assert yaml.safe_load(stored)["metadata"]["labels"]["app.kubernetes.io/instance"] == release
+        assert json.loads(stored)["metadata"]["labels"][RELEASE_LABEL] == release
 
     fullname = f"{release}-modelpilot"
     assert "--all-namespaces" in deployment_args(crds, fullname, namespace)
@@ -214,16 +217,23 @@ def aggregated_into(cluster: Cluster, role: str, release: str) -> set[str]:
     return selected
 
 
-def test_view_edit_and_admin_aggregate_the_charts_roles(cluster_helm: Helm, crds: Cluster, namespace: str) -> None:
+@contextmanager
+def release_installed(helm: Helm, namespace: str, settings: str) -> Iterator[str]:
+    """A release of the chart in ``namespace`` with ``--set settings``; uninstalled afterwards."""
     release = f"mp-{uuid.uuid4().hex[:6]}"
-    cluster_helm("install", release, str(CHART), "--namespace", namespace, "--set", "podPolicy.admissionPolicy=false")
+    helm("install", release, str(CHART), "--namespace", namespace, "--set", settings)
     try:
+        yield release
+    finally:
+        helm("uninstall", release, "--namespace", namespace, "--wait")
+
+
+def test_view_edit_and_admin_aggregate_the_charts_roles(cluster_helm: Helm, crds: Cluster, namespace: str) -> None:
+    with release_installed(cluster_helm, namespace, "podPolicy.admissionPolicy=false") as release:
         prefix = f"clusterrole.rbac.authorization.k8s.io/{release}-modelpilot"
         assert aggregated_into(crds, "view", release) == {f"{prefix}-view"}
         assert aggregated_into(crds, "edit", release) == {f"{prefix}-edit"}
         assert aggregated_into(crds, "admin", release) == {f"{prefix}-edit"}
-    finally:
-        cluster_helm("uninstall", release, "--namespace", namespace, "--wait")
 
 
 def retrain_policy(service_account: str) -> str:
@@ -234,13 +244,9 @@ def retrain_policy(service_account: str) -> str:
 
 def test_a_namespace_list_confines_the_operator_to_those_namespaces(cluster_helm: Helm, crds: Cluster) -> None:
     home, watched, other = create_namespaces(crds, 3)
-    release = f"mp-{uuid.uuid4().hex[:6]}"
-    fullname = f"{release}-modelpilot"
-    cluster_helm(
-        "install", release, str(CHART), "--namespace", home,
-        "--set", f"watch.namespaces={{{watched}}},podPolicy.trainingServiceAccounts={{trainer}}",
-    )  # fmt: skip
-    try:
+    settings = f"watch.namespaces={{{watched}}},podPolicy.trainingServiceAccounts={{trainer}}"
+    with release_installed(cluster_helm, home, settings) as release:
+        fullname = f"{release}-modelpilot"
         account = f"system:serviceaccount:{home}:{fullname}"
         assert beyond_everyone(crds, account, watched) == DOCUMENTED
         assert beyond_everyone(crds, account, other) == CLUSTER_SCOPED
@@ -262,7 +268,41 @@ def test_a_namespace_list_confines_the_operator_to_those_namespaces(cluster_helm
         crds.kubectl("apply", "--dry-run=server", "-n", watched, "-f", "-", input=retrain_policy("trainer"))
         # Outside the watched namespaces no Job is ever made, so nothing is refused.
         crds.kubectl("apply", "--dry-run=server", "-n", other, "-f", "-", input=retrain_policy("deployer"))
-    finally:
-        cluster_helm("uninstall", release, "--namespace", home, "--wait")
     assert crds.kubectl("get", "role", fullname, "-n", watched, "--ignore-not-found", "-o", "name").stdout == ""
     crds.kubectl("delete", "namespace", home, watched, other, "--wait=false")
+
+
+def logged_in_as(cluster: Cluster, account: str, namespace: str, directory: Path) -> Cluster:
+    """``cluster`` reached with a token of the service account ``namespace/account``."""
+    token = cluster.kubectl("create", "token", account, "-n", namespace).stdout.strip()
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"] = [{"name": account, "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = account
+    kubeconfig = directory / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    return Cluster(kubeconfig, cluster.kubectl_binary)
+
+
+def test_the_operator_runs_on_a_namespace_lists_rights_alone(
+    cluster_helm: Helm, crds: Cluster, drift_prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """The operator, watching one namespace with the token of the chart's service account there,
+    admits and evaluates a monitor: the Role and the cluster-scoped reads are all it needs."""
+    home, watched = create_namespaces(crds, 2)
+    with release_installed(cluster_helm, home, f"watch.namespaces={{{watched}}},podPolicy.admissionPolicy=false") as release:
+        restricted = logged_in_as(crds, f"{release}-modelpilot", home, tmp_path)
+        serving_deployment(crds, watched)
+        monitor = drift_monitor(drift_prometheus.url, name="confined")
+        crds.kubectl("apply", "-n", watched, "-f", "-", input=yaml.safe_dump(monitor))
+        with OperatorProcess(restricted, tmp_path, namespaces=[watched]) as operator:
+
+            def evaluated() -> dict[str, Any] | None:
+                conditions = crds.get("mm", "confined", watched).get("status", {}).get("conditions", [])
+                return next((c for c in conditions if c["type"] == "Ready" and c["reason"] == "Evaluated"), None)
+
+            ready = wait_for(evaluated, timeout=90, what="an evaluation by the confined operator")
+            assert ready["status"] == "True"
+            # Events follow the status write: the evaluation's first transitions are posted too.
+            wait_for(lambda: crds.events(watched, "confined"), timeout=30, what="the confined operator's Events")
+            assert "Forbidden" not in operator.log_tail(400)
+    crds.kubectl("delete", "namespace", home, watched, "--wait=false")
