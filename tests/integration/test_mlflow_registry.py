@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
+from modelpilot.sources import mlflow as mlflow_source
 from modelpilot.sources.mlflow import (
     MlflowRegistry,
     RegistryNotFound,
@@ -131,6 +133,19 @@ def test_reference_profile_round_trips_with_the_version(registry: MlflowRegistry
     registry.log_profile("credit", version.version, profile)
 
     assert registry.load_profile("credit", version.version) == profile
+
+
+def test_a_profile_over_the_size_limit_is_refused_before_it_is_fetched(
+    registry: MlflowRegistry, client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = registry.register("bulky", log_training_run(client, "bulky-training"), "model")
+    profile = {"features": {f"f{i}": {"edges": [0.5], "counts": [1, 2]} for i in range(100)}, "rows": 3}
+    registry.log_profile("bulky", version.version, profile)
+    size = len(json.dumps(profile))
+    # The limit is configuration: lowered here so that a small artifact is over it.
+    monkeypatch.setattr(mlflow_source, "MAX_PROFILE_BYTES", size // 2)
+    with pytest.raises(RegistryRejected, match=rf"modelpilot/profile.json is of \d+ bytes; at most {size // 2} bytes"):
+        registry.load_profile("bulky", version.version)
 
 
 def test_missing_model_version_alias_target_or_run_is_not_found(registry: MlflowRegistry, client: MlflowClient) -> None:

@@ -31,6 +31,7 @@ from modelpilot.api import (
 )
 from modelpilot.reconcile import Decision, EventToPost, OwnerRef, backoff, merge_patch, set_condition
 from modelpilot.sources.kubernetes import KubeError, get_resource, post_event, write_status
+from modelpilot.sources.pools import KUBERNETES
 
 from .metrics import STATES
 
@@ -173,13 +174,13 @@ class KubeCluster:
     """The API server, through the sources' one error policy; Events posted as the operator."""
 
     async def read(self, kind: Kind[Any, Any], ref: OwnerRef) -> Mapping[str, Any]:
-        return await asyncio.to_thread(get_resource, kind.plural, ref.namespace, ref.name)
+        return await KUBERNETES.run(ref.namespace, get_resource, kind.plural, ref.namespace, ref.name)
 
     async def write_status(self, kind: Kind[Any, Any], ref: OwnerRef, resource_version: str, patch: dict[str, Any]) -> bool:
-        return await asyncio.to_thread(write_status, kind.plural, ref.namespace, ref.name, resource_version, patch)
+        return await KUBERNETES.run(ref.namespace, write_status, kind.plural, ref.namespace, ref.name, resource_version, patch)
 
     async def post_event(self, body: Mapping[str, Any], event: EventToPost) -> None:
         try:
-            await asyncio.to_thread(post_event, body, event.type, event.reason, event.message)
+            await KUBERNETES.run(body["metadata"]["namespace"], post_event, body, event.type, event.reason, event.message)
         except KubeError as err:  # an Event is news, not state: losing one must not fail the tick
             log.warning("could not post Event %s: %s", event.reason, err)

@@ -44,6 +44,7 @@ from modelpilot.reconcile.queries import PlannedQuery, QueryFailed, QueryOutcome
 from .kubernetes import KubeError, KubernetesReader, ObjectMissing, api_client, kube_call
 from .mlflow import RegistryError, registry_for
 from .monitor import prometheus_client
+from .pools import KUBERNETES, MLFLOW
 from .prometheus import instant_outcome
 from .routers import router_for
 from .webhooks import call_webhook
@@ -87,7 +88,7 @@ class CanaryCluster:
         workloads, metrics, alias, hooks = await asyncio.gather(
             self._workloads(spec, namespace, release),
             self._metrics(spec, needs, namespace),
-            self._alias(spec, needs),
+            self._alias(spec, needs, namespace),
             self._hooks(needs, namespace),
         )
         return CanaryObservations(**workloads, **alias, metrics=metrics, hooks=hooks)
@@ -96,12 +97,14 @@ class CanaryCluster:
         target = spec.target
         found: dict[str, Any] = {}
         try:
-            body = await asyncio.to_thread(_raw, self._apps.read_namespaced_deployment, target.deployment, namespace)
+            body = await KUBERNETES.run(namespace, _raw, self._apps.read_namespaced_deployment, target.deployment, namespace)
             found["stable"] = stable = DeploymentView.from_body(body)
         except KubeError as err:
             return {"problem": _problem(err, "StableNotFound", f"stable Deployment {namespace}/{target.deployment}")}
         try:
-            body = await asyncio.to_thread(_raw, self._apps.read_namespaced_deployment, candidate_name(release), namespace)
+            body = await KUBERNETES.run(
+                namespace, _raw, self._apps.read_namespaced_deployment, candidate_name(release), namespace
+            )
             found["candidate"] = DeploymentView.from_body(body)
         except ObjectMissing:
             pass  # a candidate not created yet is no problem
@@ -109,8 +112,8 @@ class CanaryCluster:
             return {**found, "problem": _problem(err, "APIError", "candidate Deployment")}
         if spec.router.type != "replicas" and target.service is not None:
             try:
-                found["stable_service"] = await asyncio.to_thread(
-                    _raw, self._core.read_namespaced_service, target.service, namespace
+                found["stable_service"] = await KUBERNETES.run(
+                    namespace, _raw, self._core.read_namespaced_service, target.service, namespace
                 )
             except KubeError as err:
                 return {
@@ -118,7 +121,9 @@ class CanaryCluster:
                     "problem": _problem(err, "StableServiceNotFound", f"stable Service {namespace}/{target.service}"),
                 }
             try:
-                own = await asyncio.to_thread(_raw, self._core.read_namespaced_service, candidate_name(release), namespace)
+                own = await KUBERNETES.run(
+                    namespace, _raw, self._core.read_namespaced_service, candidate_name(release), namespace
+                )
                 found["candidate_service"] = (True, controller_uid(own))
             except ObjectMissing:
                 pass  # created by the first plan
@@ -153,12 +158,12 @@ class CanaryCluster:
             client.close()
         return {name: MetricAnswer(answers[2 * i], answers[2 * i + 1]) for i, name in enumerate(names)}
 
-    async def _alias(self, spec: CanaryReleaseSpec, needs: CanaryNeeds) -> dict[str, Any]:
+    async def _alias(self, spec: CanaryReleaseSpec, needs: CanaryNeeds, namespace: str) -> dict[str, Any]:
         if not needs.alias or spec.mlflow is None:
             return {}
         try:
             registry = registry_for(spec.mlflow.tracking_uri)
-            found = await asyncio.to_thread(registry.resolve_alias, spec.model, spec.alias)
+            found = await MLFLOW.run(namespace, registry.resolve_alias, spec.model, spec.alias)
         except RegistryError as err:
             return {"registry_error": str(err)}
         return {"alias_holder": found.version if found else None}
@@ -204,7 +209,7 @@ class CanaryCluster:
             steps.append(("stable restart", lambda: self._restart(spec.target.deployment, restart, namespace)))
         if plan.alias is not None and spec.mlflow is not None:
             tracking_uri, alias = spec.mlflow.tracking_uri, plan.alias
-            steps.append(("MLflow alias", lambda: asyncio.to_thread(_move_alias, tracking_uri, alias)))
+            steps.append(("MLflow alias", lambda: MLFLOW.run(namespace, _move_alias, tracking_uri, alias)))
         failures = []
         for what, step in steps:
             try:
@@ -215,7 +220,8 @@ class CanaryCluster:
 
     async def _apply_object(self, patch: Any, manifest: Mapping[str, Any], namespace: str) -> None:
         """Server-side apply: idempotent, and only the fields in ``manifest`` become ours."""
-        await asyncio.to_thread(
+        await KUBERNETES.run(
+            namespace,
             _raw,
             patch,
             manifest["metadata"]["name"],
@@ -228,7 +234,8 @@ class CanaryCluster:
 
     async def _restart(self, deployment: str, value: str, namespace: str) -> None:
         body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: value}}}}}
-        await asyncio.to_thread(
+        await KUBERNETES.run(
+            namespace,
             _raw,
             self._apps.patch_namespaced_deployment,
             deployment,

@@ -6,7 +6,6 @@ a thread. Errors a user can fix (a missing object) are told apart from passing o
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 from collections.abc import Mapping
@@ -19,6 +18,8 @@ from kubernetes.client.exceptions import ApiException
 
 from modelpilot.api import GROUP, VERSION
 from modelpilot.reconcile.pod_policy import OPT_IN_LABEL, opted_in
+
+from .pools import KUBERNETES
 
 __all__ = [
     "REQUEST_TIMEOUT",
@@ -125,13 +126,13 @@ class KubernetesReader:
 
     async def deployment_replicas(self, namespace: str, name: str) -> tuple[int, int]:
         """(ready, desired) replicas of a Deployment; raises a KubeError."""
-        deployment = await asyncio.to_thread(kube_call, self._apps.read_namespaced_deployment, name, namespace)
+        deployment = await KUBERNETES.run(namespace, kube_call, self._apps.read_namespaced_deployment, name, namespace)
         desired = deployment.spec.replicas if deployment.spec.replicas is not None else 1
         return int(deployment.status.ready_replicas or 0), int(desired)
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str:
         """The text under ``key`` of a Secret that opted in (see ``secret_text``)."""
-        secret = await asyncio.to_thread(kube_call, self._core.read_namespaced_secret, name, namespace)
+        secret = await KUBERNETES.run(namespace, kube_call, self._core.read_namespaced_secret, name, namespace)
         return secret_text(f"{namespace}/{name}", secret.metadata.labels or {}, secret.data or {}, key)
 
 

@@ -3,14 +3,14 @@ and reference data profiles, through `mlflow.MlflowClient` and nothing else of M
 
 Every failure comes out as one of three errors, so callers can tell a registry that is down
 (`RegistryUnavailable`: retry, condition `Unknown`) from an answer that will not change by itself
-(`RegistryNotFound`, `RegistryRejected`: tell the user). Calls block; async code runs them in a
-thread (`asyncio.to_thread`).
+(`RegistryNotFound`, `RegistryRejected`: tell the user). Calls block; async code runs them in the
+MLflow threads of `sources.pools`.
 
 Reference profiles are JSON artifacts of the version's training run (`modelpilot/profile.json`);
 a version tag (`modelpilot.dev/profile`) points at the artifact. They are not stored as a tag:
 a profile of many features easily exceeds the registry's tag limits and would crowd every
-listing of the version in the MLflow UI, while an artifact has no size limit and is fetched only
-when asked for.
+listing of the version in the MLflow UI, while an artifact is fetched only when asked for (at most
+`MAX_PROFILE_BYTES`).
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ HTTP_DEFAULTS: Mapping[str, str] = MappingProxyType(
 
 PROFILE_ARTIFACT = "modelpilot/profile.json"
 PROFILE_TAG = "modelpilot.dev/profile"
+#: The largest profile artifact read (a profile of thousands of features is a few MiB).
+MAX_PROFILE_BYTES = 16 * 2**20
 
 _NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 # 4xx codes that mean "try again later" rather than "this request is wrong".
@@ -340,6 +342,16 @@ class MlflowRegistry:
         if artifact is None or info.run_id is None:
             return None
         what = f"load the reference profile of version {version} of model {model!r}"
+        folder = artifact.rpartition("/")[0] or None
+        with _asking(what):
+            listed = {f.path: f.file_size for f in self._client.list_artifacts(info.run_id, folder)}
+        if artifact not in listed:
+            raise RegistryNotFound(f"{what}: the run has no artifact {artifact}")
+        size = listed[artifact]
+        # Checked before the download: the operator's /tmp is small, and a tenant's artifact is not.
+        if size is None or size > MAX_PROFILE_BYTES:
+            shown = "of unknown size" if size is None else f"of {size} bytes"
+            raise RegistryRejected(f"{what}: {artifact} is {shown}; at most {MAX_PROFILE_BYTES} bytes are read")
         with tempfile.TemporaryDirectory(prefix="modelpilot-profile-") as tmp, _asking(what):
             text = Path(self._client.download_artifacts(info.run_id, artifact, tmp)).read_text()
         try:

@@ -21,6 +21,7 @@ from modelpilot.reconcile.queries import QueryFailed
 from .kubernetes import KubeError, KubernetesReader, ObjectMissing
 from .mlflow import RegistryError, registry_for
 from .outbound import allowed
+from .pools import MLFLOW
 from .prometheus import PrometheusClient, instant_outcome, range_outcome
 
 __all__ = ["observe_monitor", "prometheus_client", "query_monitor"]
@@ -59,7 +60,7 @@ async def query_monitor(
 
 
 async def _version_and_profile(
-    spec: ModelMonitorSpec,
+    spec: ModelMonitorSpec, namespace: str
 ) -> tuple[str | None, ReferenceProfile | None, tuple[str, str] | None]:
     """(version, reference profile, (reason, message) when blocked), as the spec says."""
     source = spec.model.version
@@ -69,7 +70,7 @@ async def _version_and_profile(
     try:
         registry = registry_for(spec.mlflow.tracking_uri)
         if source is not None and source.mlflow is not None:
-            found = await asyncio.to_thread(registry.resolve_alias, source.mlflow.registered_model, source.mlflow.alias)
+            found = await MLFLOW.run(namespace, registry.resolve_alias, source.mlflow.registered_model, source.mlflow.alias)
             if found is None:
                 return (
                     None,
@@ -85,7 +86,7 @@ async def _version_and_profile(
             model = source.mlflow.registered_model if source and source.mlflow else spec.model.name
             if version is None:
                 return None, None, ("NoReferenceProfile", "a reference profile needs spec.model.version")
-            stored = await asyncio.to_thread(registry.load_profile, model, version)
+            stored = await MLFLOW.run(namespace, registry.load_profile, model, version)
             if stored is None:
                 return (
                     version,
@@ -141,7 +142,9 @@ async def prometheus_client(endpoint: PrometheusEndpoint, namespace: str, kube: 
             raise QueryFailed("SecretNotFound", str(err), "") from None
         except KubeError as err:
             raise QueryFailed(err.reason, f"reading the credentials' Secret: {err}", "") from None
-    return PrometheusClient(endpoint.url, timeout=parse_duration(endpoint.timeout), bearer_token=token, basic_auth=basic)
+    return PrometheusClient(
+        endpoint.url, timeout=parse_duration(endpoint.timeout), bearer_token=token, basic_auth=basic, namespace=namespace
+    )
 
 
 async def observe_monitor(
@@ -149,7 +152,7 @@ async def observe_monitor(
 ) -> MonitorObservations:
     """Everything one evaluation needs; failures are recorded in the result, never raised."""
     (version, profile, blocked), deployment = await asyncio.gather(
-        _version_and_profile(spec), _deployment_state(spec, namespace, kube)
+        _version_and_profile(spec, namespace), _deployment_state(spec, namespace, kube)
     )
     if blocked is None:
         try:

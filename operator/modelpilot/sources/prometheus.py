@@ -7,36 +7,48 @@ Failures become ``QueryFailed`` with a reason a condition can carry (``Unreachab
 from __future__ import annotations
 
 import ast
-import asyncio
-import functools
 import json
 import re
-import weakref
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from modelpilot.reconcile.queries import PlannedQuery, QueryFailed, QueryOutcome, Sample, Series
 
+from .pools import PROMETHEUS
+
 __all__ = ["PrometheusClient", "instant_outcome", "range_outcome"]
 
 
-# Queries of every monitor share these threads; at most this many are in flight at once.
-CONCURRENT_QUERIES = 16
-_EXECUTOR = ThreadPoolExecutor(max_workers=CONCURRENT_QUERIES, thread_name_prefix="prometheus")
-_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+#: The largest answer read; a range query of a year at one point an hour for a thousand series
+#: is about 20 MiB of JSON.
+MAX_ANSWER_BYTES = 64 * 2**20
 
 
-def _slots() -> asyncio.Semaphore:
-    """The semaphore of the running event loop (`modelpilot check` runs one loop per file)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _SLOTS:
-        _SLOTS[loop] = asyncio.Semaphore(CONCURRENT_QUERIES)
-    return _SLOTS[loop]
+class AnswerTooLarge(requests.RequestException):
+    """An answer longer than ``MAX_ANSWER_BYTES``; the rest is never read."""
+
+
+class _CappedAdapter(HTTPAdapter):
+    """Reads an answer up to ``MAX_ANSWER_BYTES``: whatever answers at a tenant's Prometheus URL
+    cannot fill the operator's memory."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["stream"] = True
+        response = super().send(request, *args, **kwargs)
+        limit = MAX_ANSWER_BYTES
+        try:
+            body = response.raw.read(limit + 1, decode_content=True)
+        finally:
+            response.close()
+        if len(body) > limit:
+            raise AnswerTooLarge(f"the answer is longer than {limit} bytes")
+        response._content = body  # what requests itself sets once a body is read
+        return response
 
 
 class PrometheusClient:
@@ -49,15 +61,20 @@ class PrometheusClient:
         timeout: timedelta = timedelta(seconds=10),
         bearer_token: str | None = None,
         basic_auth: tuple[str, str] | None = None,
+        namespace: str | None = None,
     ):
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
         self.url = url.rstrip("/")
         self.timeout = timeout.total_seconds()
+        self.namespace = namespace  # whose share of the query threads it uses
         # No client-side retries: a failing evaluation is retried by the reconcile loop with
         # backoff, and an outage must surface within one timeout, not after several.
+        session = requests.Session()
         self._client = PrometheusConnect(
-            url=self.url, headers=headers, auth=basic_auth, retry=Retry(total=0), timeout=self.timeout
+            url=self.url, headers=headers, auth=basic_auth, retry=Retry(total=0), timeout=self.timeout, session=session
         )
+        # Replaces the adapter the library mounted for this URL.
+        session.mount(self.url, _CappedAdapter(max_retries=Retry(total=0)))
 
     async def instant(self, query: str, at: datetime) -> list[Sample]:
         result = await self._call(query, self._client.custom_query, query, params={"time": at.timestamp()})
@@ -76,12 +93,11 @@ class PrometheusClient:
 
     async def _call(self, query: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            # The library is synchronous; threads keep the operator's event loop free. The
-            # timeout starts once a thread takes the query (waiting for a free one is not the
+            # The timeout starts once a thread takes the query (waiting for a free one is not the
             # server's fault), and bounds a server that accepts the connection but never answers.
-            async with _slots():
-                call = functools.partial(function, *args, **kwargs)
-                return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(_EXECUTOR, call), self.timeout + 1)
+            return await PROMETHEUS.run(self.namespace, function, *args, timeout=self.timeout + 1, **kwargs)
+        except AnswerTooLarge as err:
+            raise QueryFailed("AnswerTooLarge", f"Prometheus at {self.url}: {err}", query) from None
         except (TimeoutError, requests.Timeout):
             raise QueryFailed("Timeout", f"Prometheus at {self.url} did not answer within {self.timeout:g}s", query) from None
         except requests.ConnectionError:

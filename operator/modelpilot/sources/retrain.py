@@ -4,7 +4,6 @@ versions, CanaryReleases. Reads never raise for a passing MLflow failure; writes
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ from modelpilot.reconcile.retrain import (
 
 from .kubernetes import KubeError, api_client, kube_call
 from .mlflow import MlflowRegistry, ModelVersionInfo, RegistryError, registry_for
+from .pools import KUBERNETES, MLFLOW
 
 __all__ = ["apply_retrain_actions", "observe_retrain"]
 
@@ -108,9 +108,9 @@ async def observe_retrain(
 ) -> RetrainObservations:
     """Everything one tick needs. A failing API server raises (the tick is retried); a failing
     MLflow is recorded as registry_error, which holds the policy where it is."""
-    kube = await asyncio.to_thread(_read_kubernetes, spec, status, namespace)
+    kube = await KUBERNETES.run(namespace, _read_kubernetes, spec, status, namespace)
     try:
-        registry = await asyncio.to_thread(_read_registry, spec, status)
+        registry = await MLFLOW.run(namespace, _read_registry, spec, status)
         error = None
     except RegistryError as err:
         registry, error = {}, str(err)
@@ -150,7 +150,8 @@ async def apply_retrain_actions(spec: RetrainPolicySpec, ref: PolicyRef, actions
     """Carry out the actions in order; what failed is returned (the next tick asks again)."""
     for action in actions:
         try:
-            await asyncio.to_thread(_apply, spec, ref.namespace, action)
+            pool = MLFLOW if isinstance(action, RegisterCandidate) else KUBERNETES
+            await pool.run(ref.namespace, _apply, spec, ref.namespace, action)
         except (RegistryError, KubeError) as err:
             return [f"{type(action).__name__}: {err}"]
     return []

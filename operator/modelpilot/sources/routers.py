@@ -10,7 +10,6 @@ read-modify-write under the object's resourceVersion.
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,6 +27,7 @@ from modelpilot.reconcile.canary import (
 )
 
 from .kubernetes import Conflict, api_client, kube_call
+from .pools import KUBERNETES
 
 __all__ = ["Router", "router_for"]
 
@@ -78,7 +78,7 @@ class RouteRouter(Router):
         return body
 
     async def read_weight(self, stable_ready: int, candidate_ready: int) -> float | None:
-        body = await asyncio.to_thread(self._get)
+        body = await KUBERNETES.run(self.namespace, self._get)
         for entry in body.get("spec", {}).get(self._field) or []:
             if self.kind is HTTPROUTE:
                 weights = {r.get("name"): float(r.get("weight", 1)) for r in entry.get("backendRefs") or []}
@@ -90,7 +90,7 @@ class RouteRouter(Router):
         return None
 
     async def set_weight(self, weight: int) -> None:
-        await asyncio.to_thread(self._set, weight)
+        await KUBERNETES.run(self.namespace, self._set, weight)
 
     def _set(self, weight: int) -> None:
         body = self._get()

@@ -7,7 +7,6 @@ holds a gate, it does not crash the operator.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.error
 import urllib.parse
@@ -20,6 +19,7 @@ from modelpilot.reconcile.canary import HookAnswer
 
 from .kubernetes import KubeError, KubernetesReader
 from .outbound import allowed
+from .pools import WEBHOOKS
 
 __all__ = ["call_webhook", "post_json"]
 
@@ -83,4 +83,4 @@ async def call_webhook(
         url = (await kube.secret_value(namespace, secret, key)).strip()
     except KubeError as err:
         return HookAnswer(False, f"no URL from Secret {namespace}/{secret}: {err}")
-    return await asyncio.to_thread(post_json, url, payload, timeout)
+    return await WEBHOOKS.run(namespace, post_json, url, payload, timeout)

@@ -1,12 +1,18 @@
 """Prometheus failures become reasons a condition can carry."""
 
 import asyncio
+import gzip
+import http.server
+import json
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_api_client import PrometheusApiClientException
 
 from modelpilot.reconcile.queries import QueryFailed
+from modelpilot.sources import prometheus
 from modelpilot.sources.prometheus import PrometheusClient, _classified
 from tests.support.ports import free_port
 
@@ -29,3 +35,62 @@ def test_nothing_listening_is_unreachable() -> None:
         asyncio.run(client.instant("up", datetime.now(UTC)))
     assert caught.value.reason == "Unreachable"
     assert caught.value.query == "up"
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """Answers every query with ``body`` (gzip-encoded when ``gzipped``)."""
+
+    body = b""
+    gzipped = False
+
+    def do_GET(self) -> None:
+        payload = gzip.compress(self.body) if self.gzipped else self.body
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if self.gzipped:
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def answering() -> Iterator[Callable[[bytes, bool], str]]:
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def serve(body: bytes, gzipped: bool = False) -> str:
+        handler = type("Handler", (_Answers,), {"body": body, "gzipped": gzipped})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+
+
+def _vector(series: int, padding: int = 0) -> bytes:
+    result = [{"metric": {"feature": f"f{i}", "pad": "x" * padding}, "value": [0, "1"]} for i in range(series)]
+    return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+def test_an_answer_longer_than_the_limit_is_a_failed_query(
+    answering: Callable[[bytes, bool], str], monkeypatch: pytest.MonkeyPatch, gzipped: bool
+) -> None:
+    small, large = _vector(10), _vector(1, padding=100_000)
+    # The limit is configuration: lowered so that a test-sized answer is over it.
+    monkeypatch.setattr(prometheus, "MAX_ANSWER_BYTES", len(small) * 2)
+    fits = PrometheusClient(answering(small, gzipped), timeout=timedelta(seconds=5))
+    assert len(asyncio.run(fits.instant("up", datetime.now(UTC)))) == 10
+    # gzip shrinks the large answer below the limit on the wire: the limit holds for what it unpacks to.
+    assert not gzipped or len(gzip.compress(large)) < len(small) * 2
+    over = PrometheusClient(answering(large, gzipped), timeout=timedelta(seconds=5))
+    with pytest.raises(QueryFailed) as caught:
+        asyncio.run(over.instant("up", datetime.now(UTC)))
+    assert caught.value.reason == "AnswerTooLarge"
+    assert f"longer than {len(small) * 2} bytes" in caught.value.message
