@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -178,3 +179,36 @@ def test_the_admission_policy_and_the_operator_judge_training_pods_alike(
         path, why = operator_says[0].split(": ", 1)
         every_element = re.sub(r"\[\d+\]", "[*]", path)
         assert f"{every_element}: {why.split(':')[0]}" in refused
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed", "refused"),
+    [
+        ("view", [("get", "modelmonitors"), ("list", "canaryreleases"), ("watch", "retrainpolicies")], ["create", "patch"]),
+        ("edit", [("create", "canaryreleases"), ("patch", "retrainpolicies"), ("delete", "modelmonitors")], []),
+        ("admin", [("create", "retrainpolicies"), ("get", "canaryreleases")], []),
+    ],
+)
+def test_the_built_in_roles_carry_rights_on_the_kinds_by_aggregation(
+    installed: Cluster, namespace: str, role: str, allowed: list[tuple[str, str]], refused: list[str]
+) -> None:
+    """A user bound to view, edit or admin in a namespace: the controller-manager folds the shipped
+    aggregated ClusterRoles into those roles."""
+    user = f"{role}-user-{namespace}"
+    installed.kubectl("create", "rolebinding", f"{role}-user", f"--clusterrole={role}", f"--user={user}", "-n", namespace)
+
+    def may(verb: str, resource: str) -> bool:
+        answer = installed.kubectl(
+            "auth", "can-i", verb, f"{resource}.modelpilot.dev", "-n", namespace, f"--as={user}", check=False
+        )
+        return answer.stdout.strip() == "yes"
+
+    for verb, resource in allowed:
+        wait_for(functools.partial(may, verb, resource), timeout=60, what=f"{role} to allow {verb} {resource}")
+    for verb in refused:
+        assert not may(verb, "modelmonitors")
+    # The binding is the namespace's: elsewhere, nothing.
+    other = installed.kubectl(
+        "auth", "can-i", "get", "modelmonitors.modelpilot.dev", "-n", "default", f"--as={user}", check=False
+    )
+    assert other.stdout.strip() == "no"
