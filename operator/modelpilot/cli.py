@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def _cmd_crds(args: argparse.Namespace) -> int:
@@ -181,6 +185,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from modelpilot.sources.outbound import allow_prefixes
 
     allow_prefixes(args.allowed_url_prefix)
+    if args.leader_election:
+        from modelpilot.handlers.leadership import LEADERSHIP
+
+        namespace = args.leader_election_namespace or _own_namespace()
+        if namespace is None:
+            print("--leader-election needs --leader-election-namespace outside a pod", file=sys.stderr)
+            return 2
+        identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        LEADERSHIP.enable(namespace=namespace, name=args.leader_election_name, identity=identity)
     set_pod_policy(PodPolicy(training_service_accounts=frozenset(args.training_service_account or ["default"])))
     return run_operator(
         namespaces=args.namespace,
@@ -189,6 +202,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         verbose=args.verbose,
     )
+
+
+def _own_namespace() -> str | None:
+    """The namespace of the pod the operator runs in, from its service account's mount."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _cmd_gpu_exporter(args: argparse.Namespace) -> int:
@@ -222,6 +243,17 @@ def _parser() -> argparse.ArgumentParser:
         "another, or for host namespaces, host paths or ports, privileged containers or capabilities beyond the "
         "Pod Security baseline, are refused",
     )
+    run.add_argument(
+        "--leader-election",
+        action="store_true",
+        help="run as one of several replicas: only the holder of a coordination.k8s.io Lease ticks and writes",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        metavar="NAMESPACE",
+        help="namespace of the Lease (default: the pod's own namespace)",
+    )
+    run.add_argument("--leader-election-name", default="modelpilot", metavar="NAME", help="name of the Lease")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)
 

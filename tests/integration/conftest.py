@@ -77,7 +77,9 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 
 @pytest.fixture(scope="session")
 def operator(crds: Cluster, workdir: Path) -> Iterator[OperatorProcess]:
-    namespaces = [f"{NAMESPACE_PREFIX}*"] if WORKER else []
+    # Only the tests' own namespaces: never a cluster's others, nor those of tests that start
+    # operators of their own (leader election).
+    namespaces = [f"{NAMESPACE_PREFIX}*"]
     with OperatorProcess(crds, workdir, namespaces=namespaces) as process:
         yield process
 

@@ -86,10 +86,19 @@ class OperatorProcess(ServiceProcess):
     ports, watching ``namespaces`` (kopf globs such as ``t-gw0-*``), or every namespace when none
     are given."""
 
-    def __init__(self, cluster: Cluster, workdir: Path, extra_env: dict[str, str] | None = None, namespaces: Sequence[str] = ()):
+    def __init__(
+        self,
+        cluster: Cluster,
+        workdir: Path,
+        extra_env: dict[str, str] | None = None,
+        namespaces: Sequence[str] = (),
+        extra_args: Sequence[str] = (),
+        name: str = "operator",
+    ):
         self.cluster = cluster
         self.namespaces = list(namespaces)
-        self.log_path = Path(workdir) / "operator.log"
+        self.extra_args = list(extra_args)
+        self.log_path = Path(workdir) / f"{name}.log"
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         self.extra_env = extra_env or {}
@@ -120,6 +129,7 @@ class OperatorProcess(ServiceProcess):
                 *scope,
                 f"--metrics-port={self.metrics_port}",
                 f"--liveness-port={self.liveness_port}",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -15,6 +15,7 @@ import kopf
 from modelpilot.api import GROUP, KINDS, VERSION, Kind, load_status, now_utc
 from modelpilot.reconcile import Admission, admit
 
+from .leadership import LEADERSHIP
 from .metrics import STATES
 
 __all__ = ["admission_patch", "register_admission"]
@@ -29,6 +30,8 @@ def register_admission(kind: Kind[Any, Any]) -> None:
     async def admit_spec(
         body: kopf.Body, spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, patch: kopf.Patch, **_: Any
     ) -> None:
+        if not LEADERSHIP.acting():
+            return  # a standby writes nothing; the leader admits
         result, status_patch = admission_patch(kind, spec, status, meta.get("generation"), now_utc())
         patch.status.update(status_patch)
         STATES.update(kind.kind, meta["namespace"], meta["name"], result.conditions)

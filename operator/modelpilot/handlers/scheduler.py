@@ -22,6 +22,7 @@ import kopf
 
 from modelpilot.api import GROUP, VERSION
 
+from .leadership import LEADERSHIP
 from .tick import Cluster, KubeCluster, TickLogger, TickSteps, run_tick
 
 __all__ = ["SCHEDULER", "STUCK_AFTER", "Scheduler", "schedule"]
@@ -51,6 +52,7 @@ class Scheduler:
     slots: int = 16
     per_namespace: int = 4
     clock: Callable[[], float] = time.monotonic
+    acting: Callable[[], bool] = lambda: True  # False on a standby replica: it starts nothing
     kinds: dict[str, _Kind] = field(default_factory=dict)
     resources: dict[ResourceKey, _Resource] = field(default_factory=dict)
     last_look: float = field(default_factory=time.monotonic)
@@ -79,6 +81,8 @@ class Scheduler:
     def start_due(self, logger: TickLogger) -> int:
         """Start the tick of every resource that is due and not ticking; how many started."""
         now, started = self.clock(), 0
+        if not self.acting():
+            return 0
         for (kind, namespace, _), resource in list(self.resources.items()):
             if resource.in_flight or resource.next_tick > now:
                 continue
@@ -122,7 +126,7 @@ class Scheduler:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-SCHEDULER = Scheduler(KubeCluster())
+SCHEDULER = Scheduler(KubeCluster(), acting=LEADERSHIP.acting)
 
 
 def schedule(steps: TickSteps[Any, Any, Any, Any, Any], interval: float, scheduler: Scheduler = SCHEDULER) -> None:
@@ -139,6 +143,8 @@ _LOOP: list[asyncio.Task[None]] = []
 
 @kopf.on.startup()
 async def start_ticking(logger: TickLogger, **_: Any) -> None:
+    if LEADERSHIP.enabled:
+        _LOOP.append(asyncio.create_task(LEADERSHIP.run(logger)))
     _LOOP.append(asyncio.create_task(SCHEDULER.run(logger)))
 
 
@@ -160,3 +166,4 @@ async def stop_ticking(**_: Any) -> None:
     for loop in _LOOP:
         loop.cancel()
     await SCHEDULER.stop()
+    await LEADERSHIP.release()

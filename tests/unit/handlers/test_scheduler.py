@@ -155,3 +155,21 @@ async def test_the_loop_outlives_a_failure_and_says_how_long_since_it_ran() -> N
 async def _looked(looks: list[float], times: int) -> None:
     while len(looks) < times:
         await asyncio.sleep(0.01)
+
+
+async def test_a_standby_starts_nothing_and_the_new_leader_starts_what_is_due_at_once() -> None:
+    tenants, cluster, clock = Tenants(), Bodies(), [100.0]
+    leading = [False]
+    scheduler = Scheduler(cluster, clock=lambda: clock[0], acting=lambda: leading[0])
+    scheduler.add_kind(tenants.steps(), interval=5.0)
+    watch(scheduler, cluster, "ml", "fraud")
+    for _ in range(3):
+        clock[0] += 10.0
+        assert scheduler.start_due(LOGGER) == 0
+    assert tenants.done == [] and not any(r.in_flight for r in scheduler.resources.values())
+    leading[0] = True
+    tenants.gate("ml").set()
+    assert scheduler.start_due(LOGGER) == 1
+    await asyncio.wait_for(tenants.finished.wait(), timeout=30)
+    assert tenants.done == ["ml/fraud"]
+    await scheduler.stop()
