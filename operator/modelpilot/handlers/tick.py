@@ -29,7 +29,7 @@ from modelpilot.api import (
     load_status,
     now_utc,
 )
-from modelpilot.reconcile import Decision, EventToPost, OwnerRef, backoff, merge_patch, set_condition
+from modelpilot.reconcile import Decision, EventToPost, OwnerRef, admit, backoff, merge_patch, set_condition
 from modelpilot.sources.kubernetes import KubeError, get_resource, post_event, write_status
 from modelpilot.sources.pools import KUBERNETES
 
@@ -103,18 +103,21 @@ async def run_tick(
     now: datetime | None = None,
 ) -> Decision[StatusT, ActionT] | None:
     """Run one tick of the resource ``body`` names; the decision, or None when nothing was decided
-    (not due, an invalid spec, which admission reports, or a conflicting write)."""
+    (not due, an invalid spec, or a conflicting write)."""
     now = now or now_utc()
     meta = body["metadata"]
     if not _due(steps, load_status(steps.kind, body.get("status")), meta.get("generation"), now):
         return None
     ref = steps.ref(meta["namespace"], meta["name"], meta["uid"])
     stored = await cluster.read(steps.kind, ref)
+    stored_meta, stored_status = stored["metadata"], stored.get("status") or {}
     try:
         spec = load_spec(steps.kind, stored.get("spec"))
     except SpecError:
+        # Admission says so as the spec arrives; said here too, for a spec that arrived while
+        # no replica was admitting (a leader's failover).
+        await _refuse(steps, ref, stored, cluster, now)
         return None
-    stored_meta, stored_status = stored["metadata"], stored.get("status") or {}
     previous, generation = load_status(steps.kind, stored_status), stored_meta.get("generation")
     if not _due(steps, previous, generation, now):
         return None  # the watched body was older than what is stored, and the stored one is not due
@@ -140,6 +143,19 @@ async def run_tick(
     if steps.publish is not None:
         steps.publish(ref, spec, decision.status)
     return decision
+
+
+async def _refuse(
+    steps: TickSteps[Any, Any, Any, Any, Any], ref: OwnerRef, stored: Mapping[str, Any], cluster: Cluster, now: datetime
+) -> None:
+    meta, status = stored["metadata"], stored.get("status") or {}
+    generation = meta.get("generation")
+    conditions = load_status(steps.kind, status).conditions
+    verdict = admit(steps.kind, stored.get("spec"), list(conditions), generation=generation, now=now)
+    said = {"conditions": status.get("conditions"), "observedGeneration": status.get("observedGeneration")}
+    patch = merge_patch(said, {"conditions": [c.to_body() for c in verdict.conditions], "observedGeneration": generation})
+    if patch:
+        await cluster.write_status(steps.kind, ref, meta["resourceVersion"], patch)
 
 
 def _due(steps: TickSteps[Any, StatusT, Any, Any, Any], status: StatusT, generation: int | None, now: datetime) -> bool:

@@ -99,11 +99,18 @@ async def test_a_resource_that_is_not_due_costs_no_request() -> None:
     assert cluster.log == []
 
 
-async def test_an_invalid_spec_is_left_to_admission() -> None:
+async def test_an_invalid_spec_is_refused_once_and_nothing_is_observed() -> None:
     invalid = body(spec={"model": {}})
     cluster = RecordingCluster(invalid)
     assert await run_tick(steps(cluster.log), invalid, cluster, logger=logging.getLogger("test"), now=NOW) is None
-    assert cluster.log == ["read"]
+    assert cluster.log == ["read", "write 41 ['conditions', 'observedGeneration']"]
+    [ready] = cluster.written[0]["conditions"]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "InvalidSpec")
+    assert ready["message"].startswith("spec.model.name:")
+    # Already said (by admission or an earlier tick): nothing more is written.
+    said = RecordingCluster(body(spec={"model": {}}, status=cluster.written[0]))
+    assert await run_tick(steps(said.log), said.body, said, logger=logging.getLogger("test"), now=NOW) is None
+    assert said.log == ["read"]
 
 
 async def test_an_unchanged_status_is_not_written_but_actions_still_run() -> None:
