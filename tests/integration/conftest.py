@@ -75,6 +75,16 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+@pytest.fixture
+def unwatched_namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace no worker's own operator watches (theirs are t-<worker>-*), for tests
+    that run operators of their own in it."""
+    name = f"own-{WORKER or 'main'}-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
 @pytest.fixture(scope="session")
 def operator(crds: Cluster, workdir: Path) -> Iterator[OperatorProcess]:
     # Only the tests' own namespaces: never a cluster's others, nor those of tests that start

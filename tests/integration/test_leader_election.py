@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from mlflow import MlflowClient
 
 from tests.integration.test_retrain_policy import apply, champion, jobs, policy, status
@@ -17,15 +16,6 @@ from tests.support.kubelet import JobKubelet
 from tests.support.mlflow_server import MlflowServer
 
 LEADING = "leading as "
-
-
-@pytest.fixture
-def ha_namespace(crds: Cluster) -> Iterator[str]:
-    """A namespace no worker's own operator watches (theirs are t-<worker>-*)."""
-    name = f"ha-{uuid.uuid4().hex[:8]}"
-    crds.kubectl("create", "namespace", name)
-    yield name
-    crds.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def replica(cluster: Cluster, namespace: str, workdir: Path, name: str) -> OperatorProcess:
@@ -44,7 +34,7 @@ def ticks(process: OperatorProcess, namespace: str) -> float:
 def test_the_standby_does_nothing_and_takes_over_a_training_run_from_a_killed_leader(
     crds: Cluster,
     mlflow_server: MlflowServer,
-    ha_namespace: str,
+    unwatched_namespace: str,
     tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -53,17 +43,17 @@ def test_the_standby_does_nothing_and_takes_over_a_training_run_from_a_killed_le
     manifest = policy("ha", model, mlflow_server.url, {"manual": {"request": "first"}})
     del manifest["spec"]["monitorRef"]
     with (
-        replica(crds, ha_namespace, tmp_path, "first") as first,
-        JobKubelet(crds, ha_namespace, tmp_path) as kubelet,
+        replica(crds, unwatched_namespace, tmp_path, "first") as first,
+        JobKubelet(crds, unwatched_namespace, tmp_path) as kubelet,
     ):
         wait_for(leads(first), timeout=60, what="the first replica to lead")
-        with replica(crds, ha_namespace, tmp_path, "second") as second:
+        with replica(crds, unwatched_namespace, tmp_path, "second") as second:
             kubelet.hold.clear()  # the training process ends, but its Job stays Active until released
-            apply(crds, ha_namespace, manifest)
+            apply(crds, unwatched_namespace, manifest)
             wait_for(lambda: "ha-1-1" in kubelet.jobs and kubelet.jobs["ha-1-1"].output, timeout=90, what="the training process")
-            wait_for(lambda: ticks(first, ha_namespace) >= 3, timeout=60, what="ticks of the leader")
+            wait_for(lambda: ticks(first, unwatched_namespace) >= 3, timeout=60, what="ticks of the leader")
             # The standby watched all along and ticked nothing.
-            assert ticks(second, ha_namespace) == 0 and not leads(second)()
+            assert ticks(second, unwatched_namespace) == 0 and not leads(second)()
 
             first.kill()
             killed = time.monotonic()
@@ -72,36 +62,36 @@ def test_the_standby_does_nothing_and_takes_over_a_training_run_from_a_killed_le
             record_property("failover_seconds", round(failover, 1))
             print(f"\nfailover after SIGKILL of the leader: {failover:.1f}s (lease duration 15s, retry 2s)")
 
-            wait_for(lambda: ticks(second, ha_namespace) >= 2, timeout=60, what="ticks of the new leader")
-            assert status(crds, ha_namespace, "ha")["phase"] == "Training"
+            wait_for(lambda: ticks(second, unwatched_namespace) >= 2, timeout=60, what="ticks of the new leader")
+            assert status(crds, unwatched_namespace, "ha")["phase"] == "Training"
             kubelet.hold.set()
             done = wait_for(
-                lambda: (s := status(crds, ha_namespace, "ha")).get("phase") == "Deploying" and s,
+                lambda: (s := status(crds, unwatched_namespace, "ha")).get("phase") == "Deploying" and s,
                 timeout=120,
                 what="Deploying",
             )
     # Exactly one Job, one run, one registered candidate with the challenger alias, one canary.
-    assert jobs(crds, ha_namespace, "ha") == ["ha-1-1"]
+    assert jobs(crds, unwatched_namespace, "ha") == ["ha-1-1"]
     assert done["runs"] == 1
     versions = MlflowClient(tracking_uri=mlflow_server.url).search_model_versions(f"name='{model}'")
     assert len(versions) == 2  # the champion and the one candidate
     registered = MlflowClient(tracking_uri=mlflow_server.url).get_registered_model(model)
     assert registered.aliases["challenger"] == done["candidateVersion"]
-    canaries = crds.kubectl("get", "canaryreleases", "-n", ha_namespace, "-o", "name").stdout.split()
+    canaries = crds.kubectl("get", "canaryreleases", "-n", unwatched_namespace, "-o", "name").stdout.split()
     assert canaries == [f"canaryrelease.modelpilot.dev/ha-v{done['candidateVersion']}"]
 
 
 def test_a_leader_that_stops_cleanly_hands_the_lease_over_at_once(
-    crds: Cluster, ha_namespace: str, tmp_path: Path, record_property: Callable[[str, object], None]
+    crds: Cluster, unwatched_namespace: str, tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
-    with replica(crds, ha_namespace, tmp_path, "first") as first:
+    with replica(crds, unwatched_namespace, tmp_path, "first") as first:
         wait_for(leads(first), timeout=60, what="the first replica to lead")
-        with replica(crds, ha_namespace, tmp_path, "second") as second:
+        with replica(crds, unwatched_namespace, tmp_path, "second") as second:
             first.stop()
             stopped = time.monotonic()
             wait_for(leads(second), timeout=60, what="the standby to take over")
             handover = time.monotonic() - stopped
     record_property("handover_seconds", round(handover, 1))
     print(f"\nhandover after SIGTERM of the leader: {handover:.1f}s (it released the lease)")
-    holder = crds.kubectl("get", "lease", "modelpilot", "-n", ha_namespace, "-o", "jsonpath={.spec.leaseTransitions}")
+    holder = crds.kubectl("get", "lease", "modelpilot", "-n", unwatched_namespace, "-o", "jsonpath={.spec.leaseTransitions}")
     assert holder.stdout == "1"

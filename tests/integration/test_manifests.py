@@ -6,6 +6,7 @@ import copy
 import functools
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ import pytest
 import yaml
 
 from modelpilot.reconcile.pod_policy import PodPolicy
+from tests.integration.test_retrain_policy import apply, champion, policy, status
 from tests.support.kube import REPO, Cluster, OperatorProcess, wait_for
+from tests.support.kubelet import JobKubelet
 from tests.support.manifests import drift_monitor, serving_deployment
+from tests.support.mlflow_server import MlflowServer
 from tests.support.pod_cases import ALLOWED_ACCOUNTS, POD_CASES
 from tests.support.prometheus import PrometheusServer
 from tests.unit.reconcile.test_retrain import BASE as RETRAIN_BASE
@@ -103,10 +107,17 @@ def test_the_operator_may_not_do_more(installed: Cluster, verb: str, resource: s
     assert not can(installed, verb, resource)
 
 
-def test_the_operator_runs_on_its_service_account_alone(
-    installed: Cluster, drift_prometheus: PrometheusServer, namespace: str, tmp_path: Path
+def test_the_operator_runs_every_kind_on_its_service_account_alone(
+    installed: Cluster,
+    drift_prometheus: PrometheusServer,
+    mlflow_server: MlflowServer,
+    unwatched_namespace: str,
+    tmp_path: Path,
 ) -> None:
-    """The operator, logged in with the service account's token, admits and evaluates a monitor."""
+    """The operator, logged in with the service account's token, evaluates a monitor, trains,
+    registers and hands a candidate to a canary, and rolls that canary back: the shipped rights
+    are enough for every kind, and nothing it does is forbidden."""
+    namespace = unwatched_namespace
     token = installed.kubectl("create", "token", "modelpilot", "-n", "modelpilot-system").stdout.strip()
     config = yaml.safe_load(installed.kubeconfig.read_text())
     config["users"] = [{"name": "modelpilot", "user": {"token": token}}]
@@ -117,8 +128,15 @@ def test_the_operator_runs_on_its_service_account_alone(
     installed.kubectl(
         "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(drift_monitor(drift_prometheus.url, name="rbac-check"))
     )
+    model = f"fraud-rbac-{uuid.uuid4().hex[:6]}"
+    champion(mlflow_server.url, model, {"accuracy": 0.5, "f1": 0.4})
+    training = policy("rbac", model, mlflow_server.url, {"manual": {"request": "first"}})
+    del training["spec"]["monitorRef"]
     restricted_cluster = Cluster(kubeconfig, installed.kubectl_binary)
-    with OperatorProcess(restricted_cluster, tmp_path, namespaces=[namespace]) as restricted:
+    with (
+        OperatorProcess(restricted_cluster, tmp_path, namespaces=[namespace]) as restricted,
+        JobKubelet(installed, namespace, tmp_path),
+    ):
         ready = wait_for(
             lambda: next(
                 (
@@ -132,7 +150,27 @@ def test_the_operator_runs_on_its_service_account_alone(
             what="an evaluation by the restricted operator",
         )
         assert ready["status"] == "True"
-        assert "Forbidden" not in restricted.log_tail(400)
+
+        apply(installed, namespace, training)
+        deploying = wait_for(
+            lambda: (s := status(installed, namespace, "rbac")).get("phase") == "Deploying" and s,
+            timeout=150,
+            what="the policy to train, register and hand over",
+        )
+        canary = deploying["canary"]
+        wait_for(
+            lambda: installed.get("crel", canary, namespace).get("status", {}).get("phase") == "Initializing",
+            timeout=60,
+            what=f"the canary {canary} to start",
+        )
+        installed.kubectl("patch", "crel", canary, "-n", namespace, "--type=merge", "-p", '{"spec":{"abort":true}}')
+        wait_for(
+            lambda: installed.get("crel", canary, namespace).get("status", {}).get("phase") == "RolledBack",
+            timeout=60,
+            what=f"the canary {canary} to roll back",
+        )
+        assert installed.get("deployment", f"{canary}-candidate", namespace)["spec"]["replicas"] == 0
+        assert "Forbidden" not in restricted.log_tail(2000)
 
 
 @pytest.fixture
