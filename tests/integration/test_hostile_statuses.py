@@ -1,0 +1,100 @@
+"""The statuses decided from hostile Prometheus answers, written to the real API server: it takes
+every one (a sample of the property-based examples, the same each run)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelpilot.api import GROUP, VERSION
+from modelpilot.api.canary import CanaryReleaseStatus
+from modelpilot.api.monitor import QUERY_NAMES, ModelMonitorStatus
+from modelpilot.reconcile.canary import MetricAnswer
+from modelpilot.reconcile.canary.analysis import judge_metric
+from modelpilot.reconcile.monitor import DeploymentState, MonitorObservations, decide_monitor
+from modelpilot.reconcile.queries import QueryOutcome
+from tests.support.kube import Cluster
+from tests.unit.reconcile.test_hostile_answers import ANALYSIS, METRICS, NOW, OUTCOMES, SERIES, SPEC
+
+SAMPLE = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+class Stored:
+    """One ModelMonitor and one CanaryRelease on the API server whose status takes the patches."""
+
+    def __init__(self, cluster: Cluster, namespace: str):
+        self.namespace = namespace
+        self.api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(str(cluster.kubeconfig)))
+
+    def write(self, plural: str, name: str, status: dict[str, Any]) -> None:
+        """A real status write, checked by the API server's schema, stored nowhere (dry run)."""
+        self.api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, plural, name, {"status": status}, dry_run="All"
+        )
+
+
+@pytest.fixture(scope="module")
+def stored(crds: Cluster) -> Iterator[Stored]:
+    namespace = f"own-hostile-{uuid.uuid4().hex[:8]}"
+    crds.kubectl("create", "namespace", namespace)
+    monitor = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelMonitor", "metadata": {"name": "hostile"}}
+    release = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "CanaryRelease",
+        "metadata": {"name": "hostile"},
+        "spec": {
+            "model": "m",
+            "target": {"deployment": "m", "version": "1"},
+            "candidate": {"modelVersion": "2"},
+            "stepWeights": [50, 100],
+            "analysis": ANALYSIS.to_body(),
+        },
+    }
+    monitor["spec"] = SPEC.to_body()
+    crds.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all([monitor, release]))
+    yield Stored(crds, namespace)
+    crds.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@SAMPLE
+@given(
+    current=st.fixed_dictionaries({name: OUTCOMES for name in QUERY_NAMES}),
+    baseline=st.fixed_dictionaries({name: OUTCOMES for name in ("predictions", "featureBuckets", "featureCategories")}),
+    series=SERIES,
+    ready=st.integers(-1, 3),
+)
+def test_the_api_server_takes_a_monitors_status_decided_on_any_answer(
+    stored: Stored, current: dict[str, QueryOutcome], baseline: dict[str, QueryOutcome], series: QueryOutcome, ready: int
+) -> None:
+    obs = MonitorObservations(
+        at=NOW,
+        version="1",
+        current=current,
+        baseline=baseline,
+        quality_series=series,
+        deployment=DeploymentState(name="m", ready=ready, desired=2),
+    )
+    status = decide_monitor(SPEC, ModelMonitorStatus(), obs, generation=1, now=NOW).status
+    stored.write("modelmonitors", "hostile", status.to_body())
+
+
+@SAMPLE
+@given(metric=st.sampled_from(METRICS), candidate=OUTCOMES, stable=OUTCOMES)
+def test_the_api_server_takes_a_canary_check_judged_on_any_answer(
+    stored: Stored, metric: Any, candidate: QueryOutcome, stable: QueryOutcome
+) -> None:
+    record = judge_metric(metric, ANALYSIS, MetricAnswer(candidate, stable), thresholds_only=False, now=NOW)
+    stored.write("canaryreleases", "hostile", CanaryReleaseStatus(last_analysis=[record]).to_body())
