@@ -7,6 +7,7 @@ holds a gate, it does not crash the operator.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -64,6 +65,8 @@ def post_json(url: str, payload: Mapping[str, Any], timeout: timedelta) -> HookA
         return HookAnswer(False, f"answered {err.code}: {err.read(QUOTED_BODY).decode(errors='replace').strip()}")
     except urllib.error.URLError as err:
         return HookAnswer(False, f"unreachable: {err.reason}")
+    except http.client.HTTPException as err:  # the answer was no HTTP: its text may be anything
+        return HookAnswer(False, f"answered something that is not HTTP ({type(err).__name__})")
     except (OSError, ValueError) as err:  # a malformed URL's message would quote it: name the class only
         return HookAnswer(False, f"unreachable: {type(err).__name__}")
 

@@ -7,8 +7,11 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelpilot.sources.webhooks import post_json
 from tests.support.ports import free_port
@@ -67,3 +70,63 @@ def test_a_redirect_is_not_followed(server: str) -> None:
 def test_a_malformed_url_says_what_failed_without_quoting_it() -> None:
     answer = post_json("http://user:s3cret@[::1/", {}, timedelta(seconds=2))
     assert not answer.ok and "s3cret" not in answer.message
+
+
+class _Anything(BaseHTTPRequestHandler):
+    """Answers what ``answer`` says: a status line, a Location, a body; or hangs up, or sends
+    bytes that are no HTTP at all."""
+
+    answer: dict[str, Any] = {}
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        answer = _Anything.answer
+        if answer["kind"] == "hang up":
+            self.close_connection = True
+            return
+        if answer["kind"] == "garbage":
+            self.wfile.write(answer["body"])
+            return
+        self.send_response(answer["status"])
+        self.send_header("Location", answer["location"])
+        self.send_header("Content-Length", str(len(answer["body"])))
+        self.end_headers()
+        self.wfile.write(answer["body"])
+
+
+@pytest.fixture(scope="module")
+def anything() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Anything)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+SECRET = "s3cret-t0ken"
+ANSWERS = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("http"),
+            "status": st.integers(200, 599),
+            "location": st.sampled_from(["http://elsewhere.example/", f"http://x/{SECRET}", "file:///etc/passwd", ""]),
+            "body": st.one_of(st.binary(max_size=300), st.just(b"<html>" + b"x" * 50_000 + b"</html>")),
+        }
+    ),
+    st.fixed_dictionaries({"kind": st.just("hang up")}),
+    st.fixed_dictionaries({"kind": st.just("garbage"), "body": st.binary(min_size=1, max_size=200)}),
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(answer=ANSWERS)
+def test_any_answer_is_a_yes_or_a_no_that_never_quotes_the_url(anything: str, answer: dict[str, Any]) -> None:
+    _Anything.answer = answer
+    result = post_json(f"{anything}/hooks/{SECRET}", {"text": "hi"}, timedelta(seconds=5))
+    assert result.ok == (answer["kind"] == "http" and 200 <= answer["status"] < 300)
+    assert SECRET not in result.message
+    assert len(result.message) < 300
