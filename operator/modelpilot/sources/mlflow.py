@@ -27,6 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from google.protobuf import json_format
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
@@ -181,12 +182,16 @@ def _raise_translated(what: str, exc: Exception) -> NoReturn:
 def _asking(what: str) -> Iterator[None]:
     """Translate MLflow and network failures of the calls inside into `RegistryError`s.
 
-    Anything else (TypeError, AttributeError...) is a bug here and propagates unchanged.
+    An answer MLflow's client cannot read (a proxy's HTML page, JSON of another shape) is
+    unavailable too: retried, never believed. Anything else (TypeError, AttributeError...) is a
+    bug here and propagates unchanged.
     """
     try:
         yield
     except (MlflowException, OSError) as exc:
         _raise_translated(what, exc)
+    except (ValueError, json_format.Error) as exc:  # no JSON, or JSON of another shape
+        raise RegistryUnavailable(f"{what}: the tracking URL answered something that is no MLflow answer ({exc})") from exc
 
 
 def _quoted(value: str) -> str:
