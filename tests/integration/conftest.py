@@ -67,12 +67,11 @@ def route_crds(cluster: Cluster) -> Cluster:
 
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace per test. No namespace controller runs locally, so it is left behind."""
+    """A fresh namespace per test, deleted afterwards (the namespace controller empties it)."""
     name = f"{NAMESPACE_PREFIX}{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", name)
     yield name
-    if os.environ.get("KUBECONFIG"):
-        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture
