@@ -22,6 +22,7 @@ from tests.support.chart_manifests import (
     GENERATED,
     MIRRORED,
     RELEASE_LABEL,
+    SAME_RULES,
     expected_files,
     rendered_templates,
     without_release_label,
@@ -119,6 +120,20 @@ def test_manifests_are_what_the_chart_renders(helm: Helm) -> None:
 def test_hand_written_manifests_hold_the_charts_objects(helm: Helm, template: str) -> None:
     rendered = [without_release_label(document) for document in documents("---\n".join(rendered_templates(helm)[template]))]
     assert documents((REPO / MIRRORED[template]).read_text()) == rendered
+
+
+def policy_rules(text: str) -> dict[str, Any]:
+    """What a ValidatingAdmissionPolicy matches and checks, less where its allowed service
+    accounts come from."""
+    spec = next(document for document in documents(text) if document["kind"] == "ValidatingAdmissionPolicy")["spec"]
+    variables = [variable for variable in spec["variables"] if variable["name"] != "accounts"]
+    return {"matchConstraints": spec["matchConstraints"], "variables": variables, "validations": spec["validations"]}
+
+
+@pytest.mark.parametrize("template", sorted(SAME_RULES))
+def test_hand_written_policies_hold_the_charts_rules(helm: Helm, template: str) -> None:
+    rendered = "---\n".join(rendered_templates(helm)[template])
+    assert policy_rules((REPO / SAME_RULES[template]).read_text()) == policy_rules(rendered)
 
 
 def test_the_kustomize_base_lists_the_generated_files() -> None:
@@ -242,6 +257,26 @@ def retrain_policy(service_account: str) -> str:
     return yaml.safe_dump(policy)
 
 
+def refusal(cluster: Cluster, namespace: str, service_account: str) -> str | None:
+    """The API server's refusal of a RetrainPolicy training as ``service_account``; None when admitted."""
+    applied = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=retrain_policy(service_account), check=False
+    )
+    return applied.stderr if applied.returncode != 0 else None
+
+
+def first_refusal(cluster: Cluster, namespace: str, service_account: str, release: str) -> str:
+    """The refusal of ``service_account`` by the release's policy, once the API server enforces it
+    (within seconds; a policy uninstalled just before may still answer until then)."""
+    policy = f"ValidatingAdmissionPolicy '{release}-modelpilot-training-pods'"
+
+    def by_the_release() -> str | None:
+        refused = refusal(cluster, namespace, service_account)
+        return refused if refused is not None and policy in refused else None
+
+    return wait_for(by_the_release, timeout=60, what=f"{policy} to judge")
+
+
 def test_a_namespace_list_confines_the_operator_to_those_namespaces(cluster_helm: Helm, crds: Cluster) -> None:
     home, watched, other = create_namespaces(crds, 3)
     settings = f"watch.namespaces={{{watched}}},podPolicy.trainingServiceAccounts={{trainer}}"
@@ -255,21 +290,24 @@ def test_a_namespace_list_confines_the_operator_to_those_namespaces(cluster_helm
             f"--namespace={watched}",
             "--training-service-account=trainer",
         ]
-
-        def refusal() -> str | None:
-            applied = crds.kubectl(
-                "apply", "--dry-run=server", "-n", watched, "-f", "-", input=retrain_policy("deployer"), check=False
-            )
-            return applied.stderr if applied.returncode != 0 else None
-
-        # The API server starts enforcing a new policy within seconds: its first refusal says it does.
-        refused = wait_for(refusal, timeout=60, what="the admission policy refusing a training service account")
+        refused = first_refusal(crds, watched, "deployer", release)
         assert "serviceAccountName: service account 'deployer' is not one the operator allows for training (trainer)" in refused
-        crds.kubectl("apply", "--dry-run=server", "-n", watched, "-f", "-", input=retrain_policy("trainer"))
+        assert refusal(crds, watched, "trainer") is None
         # Outside the watched namespaces no Job is ever made, so nothing is refused.
-        crds.kubectl("apply", "--dry-run=server", "-n", other, "-f", "-", input=retrain_policy("deployer"))
+        assert refusal(crds, other, "deployer") is None
     assert crds.kubectl("get", "role", fullname, "-n", watched, "--ignore-not-found", "-o", "name").stdout == ""
     crds.kubectl("delete", "namespace", home, watched, other, "--wait=false")
+
+
+def test_the_admission_policy_judges_again_after_a_reinstall(cluster_helm: Helm, crds: Cluster) -> None:
+    """The allowed accounts are written into the policy: a ConfigMap parameter, which an API server
+    forgets between an uninstall and an install, would turn every answer into "no params found"."""
+    home, watched = create_namespaces(crds, 2)
+    for _ in range(2):
+        with release_installed(cluster_helm, home, f"watch.namespaces={{{watched}}}") as release:
+            refused = first_refusal(crds, watched, "deployer", release)
+            assert "service account 'deployer' is not one the operator allows for training (default)" in refused
+    crds.kubectl("delete", "namespace", home, watched, "--wait=false")
 
 
 def logged_in_as(cluster: Cluster, account: str, namespace: str, directory: Path) -> Cluster:
