@@ -88,7 +88,8 @@ def test_the_chart_lints_clean(helm: Helm, values: Path | None) -> None:
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("replicas=2", "at '/replicas': maximum: got 2, want 1"),
+        ("replicas=2", "at '/leaderElection/enabled': value must be true"),
+        ("replicas=-1", "at '/replicas': minimum: got -1, want 0"),
         ("watch.namespaces={Team-A}", "at '/watch/namespaces/0': 'Team-A' does not match pattern"),
         ("allowedUrlPrefixes={ftp://mirror.example/}", "at '/allowedUrlPrefixes/0': 'ftp://mirror.example/' does not match"),
         ("podPolicy.trainingServiceAccounts=null", "at '/podPolicy': missing property 'trainingServiceAccounts'"),
@@ -324,15 +325,23 @@ def logged_in_as(cluster: Cluster, account: str, namespace: str, directory: Path
 def test_the_operator_runs_on_a_namespace_lists_rights_alone(
     cluster_helm: Helm, crds: Cluster, drift_prometheus: PrometheusServer, tmp_path: Path
 ) -> None:
-    """The operator, watching one namespace with the token of the chart's service account there,
-    admits and evaluates a monitor: the Role and the cluster-scoped reads are all it needs."""
+    """The operator, with the chart Deployment's flags and the token of its service account,
+    takes the Lease, admits and evaluates a monitor in the one namespace it watches: the Roles and
+    the cluster-scoped reads are all it needs."""
     home, watched = create_namespaces(crds, 2)
-    with release_installed(cluster_helm, home, f"watch.namespaces={{{watched}}},podPolicy.admissionPolicy=false") as release:
-        restricted = logged_in_as(crds, f"{release}-modelpilot", home, tmp_path)
+    settings = f"watch.namespaces={{{watched}}},leaderElection.enabled=true,podPolicy.admissionPolicy=false"
+    with release_installed(cluster_helm, home, settings) as release:
+        fullname = f"{release}-modelpilot"
+        restricted = logged_in_as(crds, fullname, home, tmp_path)
+        # The Deployment's flags, less the ones the test process sets itself (a pod finds its
+        # namespace, the Lease's, in its service account's mount).
+        own = ("run", "--namespace", "--all-namespaces", "--metrics-port", "--liveness-port")
+        flags = [arg for arg in deployment_args(crds, fullname, home) if not arg.startswith(own)]
         serving_deployment(crds, watched)
         monitor = drift_monitor(drift_prometheus.url, name="confined")
         crds.kubectl("apply", "-n", watched, "-f", "-", input=yaml.safe_dump(monitor))
-        with OperatorProcess(restricted, tmp_path, namespaces=[watched]) as operator:
+        extra_args = [*flags, f"--leader-election-namespace={home}"]
+        with OperatorProcess(restricted, tmp_path, namespaces=[watched], extra_args=extra_args) as operator:
 
             def evaluated() -> dict[str, Any] | None:
                 conditions = crds.get("mm", "confined", watched).get("status", {}).get("conditions", [])
@@ -342,5 +351,12 @@ def test_the_operator_runs_on_a_namespace_lists_rights_alone(
             assert ready["status"] == "True"
             # Events follow the status write: the evaluation's first transitions are posted too.
             wait_for(lambda: crds.events(watched, "confined"), timeout=30, what="the confined operator's Events")
+            # The Lease taken is renewed, not only created: the leader may keep it.
+            taken = crds.get("lease", fullname, home)["spec"]
+            wait_for(
+                lambda: crds.get("lease", fullname, home)["spec"]["renewTime"] != taken["renewTime"],
+                timeout=30,
+                what="the leader to renew its Lease",
+            )
             assert "Forbidden" not in operator.log_tail(400)
     crds.kubectl("delete", "namespace", home, watched, "--wait=false")
