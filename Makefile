@@ -7,11 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export MODELPILOT_CACHE ?= $(HOME)/.cache/modelpilot
 
-.PHONY: all deps venv prometheus lua mlflow-server controlplane test unit integration demo crds lint bench clean image image-test
+.PHONY: all deps venv prometheus lua mlflow-server controlplane helm manifests test unit integration demo crds lint bench clean image image-test
 
 all: test
 
-deps: venv prometheus lua mlflow-server controlplane
+deps: venv prometheus lua mlflow-server controlplane helm
 
 venv: $(VENV)/.installed
 
@@ -37,6 +37,15 @@ mlflow-server:
 
 controlplane: venv
 	@$(PY) -m tests.support.controlplane build >/dev/null
+
+# Helm v4 for the chart's tests, built from tests/helm (pinned in its go.mod), cached like the
+# control plane.
+helm: venv
+	@$(PY) -m tests.support.helm build >/dev/null
+
+# manifests/base and manifests/policy rendered from charts/modelpilot, and crds/ copied into it.
+manifests: venv helm
+	$(PY) -m tests.support.chart_manifests
 
 crds: venv
 	$(VENV)/bin/modelpilot crds

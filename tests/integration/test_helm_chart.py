@@ -22,7 +22,6 @@ from tests.support.chart_manifests import (
     GENERATED,
     MIRRORED,
     RELEASE_LABEL,
-    SAME_RULES,
     expected_files,
     rendered_templates,
     without_release_label,
@@ -121,20 +120,6 @@ def test_manifests_are_what_the_chart_renders(helm: Helm) -> None:
 def test_hand_written_manifests_hold_the_charts_objects(helm: Helm, template: str) -> None:
     rendered = [without_release_label(document) for document in documents("---\n".join(rendered_templates(helm)[template]))]
     assert documents((REPO / MIRRORED[template]).read_text()) == rendered
-
-
-def policy_rules(text: str) -> dict[str, Any]:
-    """What a ValidatingAdmissionPolicy matches and checks, less where its allowed service
-    accounts come from."""
-    spec = next(document for document in documents(text) if document["kind"] == "ValidatingAdmissionPolicy")["spec"]
-    variables = [variable for variable in spec["variables"] if variable["name"] != "accounts"]
-    return {"matchConstraints": spec["matchConstraints"], "variables": variables, "validations": spec["validations"]}
-
-
-@pytest.mark.parametrize("template", sorted(SAME_RULES))
-def test_hand_written_policies_hold_the_charts_rules(helm: Helm, template: str) -> None:
-    rendered = "---\n".join(rendered_templates(helm)[template])
-    assert policy_rules((REPO / SAME_RULES[template]).read_text()) == policy_rules(rendered)
 
 
 def test_the_kustomize_base_lists_the_generated_files() -> None:

@@ -175,16 +175,16 @@ def test_the_operator_runs_every_kind_on_its_service_account_alone(
 
 @pytest.fixture
 def training_policy(installed: Cluster, namespace: str) -> Iterator[str]:
-    """The shipped ValidatingAdmissionPolicy, its ConfigMap listing the test's allowed accounts,
-    and the shipped binding narrowed to this test's namespace (so other tests' policies on the
-    shared cluster are not judged by it); removed afterwards."""
+    """The shipped ValidatingAdmissionPolicy with the test's allowed accounts written in (as the
+    chart's podPolicy.trainingServiceAccounts would), and the shipped binding narrowed to this
+    test's namespace (so other tests' policies on the shared cluster are not judged by it);
+    removed afterwards."""
     documents = {d["kind"]: d for d in yaml.safe_load_all((POLICY / "validatingadmissionpolicy.yaml").read_text())}
-    config = yaml.safe_load((POLICY / "configmap.yaml").read_text())
-    config["data"]["trainingServiceAccounts"] = ", ".join(ALLOWED_ACCOUNTS)
-    binding = documents["ValidatingAdmissionPolicyBinding"]
+    policy, binding = documents["ValidatingAdmissionPolicy"], documents["ValidatingAdmissionPolicyBinding"]
+    [accounts] = [v for v in policy["spec"]["variables"] if v["name"] == "accounts"]
+    accounts["expression"] = json.dumps(list(ALLOWED_ACCOUNTS))
     binding["spec"]["matchResources"] = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
-    manifests = [config, documents["ValidatingAdmissionPolicy"], binding]
-    installed.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+    installed.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([policy, binding]))
     # The API server compiles a new policy in the background: wait until it judges.
     wait_for(
         lambda: "hostNetwork" in dry_run_policy(installed, namespace, {"hostNetwork": True, "containers": []}),
@@ -192,7 +192,7 @@ def training_policy(installed: Cluster, namespace: str) -> Iterator[str]:
         what="the admission policy to take effect",
     )
     yield namespace
-    installed.kubectl("delete", "-f", "-", "--ignore-not-found", input=yaml.safe_dump_all(manifests[1:]))
+    installed.kubectl("delete", "-f", "-", "--ignore-not-found", input=yaml.safe_dump_all([policy, binding]))
 
 
 def dry_run_policy(cluster: Cluster, namespace: str, pod: dict[str, Any]) -> str:

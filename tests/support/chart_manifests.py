@@ -1,8 +1,7 @@
 """The kustomize manifests as charts/modelpilot renders them, so the operator's RBAC and
 Deployment are written once, in the chart. ``python -m tests.support.chart_manifests`` rewrites
 manifests/base from it and copies crds/ into it; tests/integration/test_helm_chart.py fails on
-drift, and holds the hand-written ServiceMonitor and admission policy beside it to the same
-objects and rules.
+drift, and holds the hand-written ServiceMonitor beside it to the same objects.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ __all__ = [
     "GENERATED",
     "MIRRORED",
     "RELEASE_LABEL",
-    "SAME_RULES",
     "expected_files",
     "rendered_templates",
     "without_release_label",
@@ -40,12 +38,10 @@ GENERATED = {
     "aggregate-roles.yaml": "manifests/base/aggregate-roles.yaml",
     "deployment.yaml": "manifests/base/deployment.yaml",
     "service.yaml": "manifests/base/service.yaml",
+    "validatingadmissionpolicy.yaml": "manifests/policy/validatingadmissionpolicy.yaml",
 }
 # Templates whose objects a hand-written file holds too, without the release label.
 MIRRORED = {"servicemonitor.yaml": "manifests/monitoring/servicemonitor.yaml"}
-# Templates whose rules a hand-written file holds, with the allowed service accounts read from a
-# ConfigMap parameter where the chart writes them into the policy (see the template).
-SAME_RULES = {"validatingadmissionpolicy.yaml": "manifests/policy/validatingadmissionpolicy.yaml"}
 RELEASE_LABEL = "app.kubernetes.io/instance"
 HEADER = "# Generated from charts/modelpilot by `python -m tests.support.chart_manifests`: edit the chart.\n"
 SOURCE = re.compile(rf"# Source: {CHART.name}/templates/(\S+)\n")
@@ -62,7 +58,7 @@ def rendered_templates(helm: Helm) -> dict[str, list[str]]:
         if source is None:
             raise ValueError(f"helm wrote a document without its source template:\n{document[:200]}")
         documents.setdefault(source.group(1), []).append(document[source.end() :].rstrip() + "\n")
-    unplaced = documents.keys() - GENERATED.keys() - MIRRORED.keys() - SAME_RULES.keys()
+    unplaced = documents.keys() - GENERATED.keys() - MIRRORED.keys()
     if unplaced:
         raise ValueError(f"templates {sorted(unplaced)} render with the default values but have no place in manifests/")
     return documents
