@@ -296,17 +296,6 @@ def test_the_admission_policy_judges_again_after_a_reinstall(cluster_helm: Helm,
     crds.kubectl("delete", "namespace", home, watched, "--wait=false")
 
 
-def logged_in_as(cluster: Cluster, account: str, namespace: str, directory: Path) -> Cluster:
-    """``cluster`` reached with a token of the service account ``namespace/account``."""
-    token = cluster.kubectl("create", "token", account, "-n", namespace).stdout.strip()
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    config["users"] = [{"name": account, "user": {"token": token}}]
-    config["contexts"][0]["context"]["user"] = account
-    kubeconfig = directory / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
-    return Cluster(kubeconfig, cluster.kubectl_binary)
-
-
 def test_the_operator_runs_on_a_namespace_lists_rights_alone(
     cluster_helm: Helm, crds: Cluster, drift_prometheus: PrometheusServer, tmp_path: Path
 ) -> None:
@@ -317,7 +306,7 @@ def test_the_operator_runs_on_a_namespace_lists_rights_alone(
     settings = f"watch.namespaces={{{watched}}},leaderElection.enabled=true,podPolicy.admissionPolicy=false"
     with release_installed(cluster_helm, home, settings) as release:
         fullname = f"{release}-modelpilot"
-        restricted = logged_in_as(crds, fullname, home, tmp_path)
+        restricted = crds.as_service_account(fullname, home, tmp_path)
         # The Deployment's flags, less the ones the test process sets itself (a pod finds its
         # namespace, the Lease's, in its service account's mount).
         own = ("run", "--namespace", "--all-namespaces", "--metrics-port", "--liveness-port")
@@ -344,4 +333,60 @@ def test_the_operator_runs_on_a_namespace_lists_rights_alone(
                 what="the leader to renew its Lease",
             )
             assert "Forbidden" not in operator.log_tail(400)
+    crds.kubectl("delete", "namespace", home, watched, "--wait=false")
+
+
+def test_an_upgrade_keeps_every_resource_and_its_status_and_goes_on_reconciling(
+    cluster_helm: Helm, crds: Cluster, drift_prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """The upgrade the chart README describes: CRDs applied from the new release's crds/ (Helm
+    never upgrades them), then `helm upgrade`; the operator of the new revision takes over the
+    resources the old one wrote, with their spec and status as they were."""
+    home, watched = create_namespaces(crds, 2)
+    release = f"mp-{uuid.uuid4().hex[:6]}"
+    fullname = f"{release}-modelpilot"
+    settings = f"watch.namespaces={{{watched}}},podPolicy.admissionPolicy=false"
+    cluster_helm("install", release, str(CHART), "--namespace", home, "--set", settings)
+    serving_deployment(crds, watched)
+    crds.kubectl("apply", "-n", watched, "-f", "-", input=yaml.safe_dump(drift_monitor(drift_prometheus.url, name="kept")))
+
+    def operator_of_the_revision(directory: Path) -> OperatorProcess:
+        restricted = crds.as_service_account(fullname, home, directory)
+        own = ("run", "--namespace", "--all-namespaces", "--metrics-port", "--liveness-port")
+        flags = [arg for arg in deployment_args(crds, fullname, home) if not arg.startswith(own)]
+        return OperatorProcess(restricted, directory, namespaces=[watched], extra_args=flags)
+
+    def status() -> dict[str, Any]:
+        return crds.get("mm", "kept", watched).get("status", {})
+
+    first, second = tmp_path / "revision-1", tmp_path / "revision-2"
+    first.mkdir()
+    second.mkdir()
+    with operator_of_the_revision(first):
+        wait_for(lambda: status().get("lastEvaluation"), timeout=90, what="an evaluation by revision 1")
+    before = crds.get("mm", "kept", watched)
+
+    crds.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    cluster_helm(
+        "upgrade", release, str(CHART), "--namespace", home, "--reuse-values",
+        "--set", f"allowedUrlPrefixes={{{drift_prometheus.url}}}",
+    )  # fmt: skip
+    assert f"--allowed-url-prefix={drift_prometheus.url}" in deployment_args(crds, fullname, home)
+    upgraded = crds.get("mm", "kept", watched)
+    assert upgraded["spec"] == before["spec"] and upgraded["status"] == before["status"]
+
+    with operator_of_the_revision(second):
+        wait_for(
+            lambda: status()["lastEvaluation"] > before["status"]["lastEvaluation"],
+            timeout=90,
+            what="an evaluation by revision 2",
+        )
+
+    def ready(conditions: list[dict[str, Any]]) -> tuple[str, str, str]:
+        found = next(c for c in conditions if c["type"] == "Ready")
+        return found["status"], found["reason"], found["lastTransitionTime"]
+
+    # Ready did not move: the new revision went on from the old one's status, not anew.
+    assert ready(status()["conditions"]) == ready(before["status"]["conditions"])
+    cluster_helm("uninstall", release, "--namespace", home, "--wait")
     crds.kubectl("delete", "namespace", home, watched, "--wait=false")

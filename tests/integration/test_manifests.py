@@ -118,12 +118,6 @@ def test_the_operator_runs_every_kind_on_its_service_account_alone(
     registers and hands a candidate to a canary, and rolls that canary back: the shipped rights
     are enough for every kind, and nothing it does is forbidden."""
     namespace = unwatched_namespace
-    token = installed.kubectl("create", "token", "modelpilot", "-n", "modelpilot-system").stdout.strip()
-    config = yaml.safe_load(installed.kubeconfig.read_text())
-    config["users"] = [{"name": "modelpilot", "user": {"token": token}}]
-    config["contexts"][0]["context"]["user"] = "modelpilot"
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
     serving_deployment(installed, namespace)
     installed.kubectl(
         "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(drift_monitor(drift_prometheus.url, name="rbac-check"))
@@ -132,7 +126,7 @@ def test_the_operator_runs_every_kind_on_its_service_account_alone(
     champion(mlflow_server.url, model, {"accuracy": 0.5, "f1": 0.4})
     training = policy("rbac", model, mlflow_server.url, {"manual": {"request": "first"}})
     del training["spec"]["monitorRef"]
-    restricted_cluster = Cluster(kubeconfig, installed.kubectl_binary)
+    restricted_cluster = installed.as_service_account("modelpilot", "modelpilot-system", tmp_path)
     with (
         OperatorProcess(restricted_cluster, tmp_path, namespaces=[namespace]) as restricted,
         JobKubelet(installed, namespace, tmp_path),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.controlplane import ensure_built, kubectl_path
@@ -56,6 +57,17 @@ class Cluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}{result.stdout}")
         return result
+
+    def as_service_account(self, account: str, namespace: str, directory: Path) -> Cluster:
+        """This cluster reached with a token of the service account ``namespace/account``, as its
+        pod would be (the kubeconfig is written into ``directory``)."""
+        token = self.kubectl("create", "token", account, "-n", namespace).stdout.strip()
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        config["users"] = [{"name": account, "user": {"token": token}}]
+        config["contexts"][0]["context"]["user"] = account
+        kubeconfig = directory / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        return Cluster(kubeconfig, self.kubectl_binary)
 
     def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
         return json.loads(self.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
