@@ -119,6 +119,7 @@ def _non_finite(value: Any) -> bool:
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w))+$"
+LONGEST_DURATION = timedelta(days=3660)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -128,6 +129,9 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    if seconds > LONGEST_DURATION.total_seconds():
+        # Past this, windows and offsets reach before any data, and dates before year 1.
+        raise ValueError(f"invalid duration {text!r}: at most {LONGEST_DURATION.days}d")
     return timedelta(seconds=seconds)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from .common import ApiModel, Duration, LocalObjectReference, MlflowSettings, RegisteredModelName, ResourceStatus, Rule
+from .cron import check_cron
 
 __all__ = [
     "DeploymentSpec",
@@ -54,7 +55,9 @@ class ScheduleTrigger(ApiModel):
     """Retrain at fixed times: every interval, or on a cron schedule."""
 
     interval: Duration | None = Field(default=None, description="Time between runs.")
-    cron: str | None = Field(default=None, pattern=r"^(\S+\s+){4}\S+$", description="Five-field cron expression (UTC).")
+    cron: Annotated[str, Field(pattern=r"^(\S+\s+){4}\S+$"), AfterValidator(check_cron)] | None = Field(
+        default=None, description="Five-field cron expression (UTC)."
+    )
     start_time: datetime | None = Field(
         default=None,
         description="No run before this time (RFC 3339); intervals count from it. When unset, the first run comes "

@@ -1,8 +1,11 @@
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 
-from modelpilot.reconcile.retrain import CronError, next_cron_time
+from modelpilot.api import RETRAIN_POLICY, SpecError, load_spec
+from modelpilot.api.cron import CronError, next_cron_time
+from tests.support.kube import REPO
 
 T = datetime(2026, 3, 4, 10, 17, 30, tzinfo=UTC)  # a Wednesday
 
@@ -50,3 +53,16 @@ def test_next_time_is_strictly_after() -> None:
 def test_bad_expressions_are_refused(expression: str) -> None:
     with pytest.raises(CronError):
         next_cron_time(expression, T)
+
+
+@pytest.mark.parametrize(
+    ("expression", "said"),
+    [("0 0 0 * *", "day of month field '0': values must lie in 1-31"), ("0 0 31 2 *", "never matches")],
+)
+def test_a_cron_that_cannot_run_is_refused_when_the_spec_is_loaded(expression: str, said: str) -> None:
+    spec = yaml.safe_load((REPO / "examples" / "retrainpolicy.yaml").read_text())["spec"]
+    spec["triggers"]["schedule"] = {"cron": expression}
+    with pytest.raises(SpecError) as refused:
+        load_spec(RETRAIN_POLICY, spec)
+    assert refused.value.field == "spec.triggers.schedule.cron"
+    assert said in refused.value.message

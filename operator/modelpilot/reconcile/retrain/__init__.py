@@ -25,7 +25,6 @@ from .observations import (
     monitor_view,
 )
 from .records import history_rows
-from .schedule import CronError, next_cron_time
 
 __all__ = [
     "APPROVE_ANNOTATION",
@@ -35,7 +34,6 @@ __all__ = [
     "RUN_TAG",
     "CreateCanary",
     "CreateJob",
-    "CronError",
     "JobCondition",
     "JobView",
     "MonitorView",
@@ -53,5 +51,4 @@ __all__ = [
     "history_rows",
     "job_view",
     "monitor_view",
-    "next_cron_time",
 ]

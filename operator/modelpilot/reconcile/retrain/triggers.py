@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Literal
 
 from modelpilot.api import parse_duration
+from modelpilot.api.cron import next_cron_time
 from modelpilot.api.retrain import RetrainPolicySpec, TriggerState
 
 from .observations import MonitorView, RetrainObservations
-from .schedule import next_cron_time
 
 __all__ = ["Fired", "disarmed", "manual_token", "monitor_triggers", "next_schedule"]
 

@@ -1,10 +1,13 @@
-"""Five-field cron expressions (minute hour day-of-month month day-of-week), evaluated in UTC."""
+"""Five-field cron expressions (minute hour day-of-month month day-of-week), evaluated in UTC.
+
+Here beside the models, so that an expression is checked when a spec is loaded (refused naming
+its field) and never fails later, inside a decision."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["CronError", "next_cron_time", "parse_cron"]
+__all__ = ["CronError", "check_cron", "next_cron_time", "parse_cron"]
 
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
 _SEARCH_DAYS = 366 * 5  # long enough for 29 February on a given weekday
@@ -69,3 +72,9 @@ def next_cron_time(expression: str, after: datetime) -> datetime:
                 if candidate >= start:
                     return candidate
     raise CronError(f"cron expression {expression!r} never matches")
+
+
+def check_cron(expression: str) -> str:
+    """``expression`` when it parses and matches some time; raises CronError saying why not."""
+    next_cron_time(expression, datetime(2000, 1, 1, tzinfo=UTC))
+    return expression
