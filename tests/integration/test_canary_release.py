@@ -28,6 +28,7 @@ from mlflow import MlflowClient
 
 from modelpilot.reconcile.pod_policy import OPT_IN_LABEL
 from modelpilot.sources.mlflow import MlflowRegistry
+from tests.integration.test_leader_election import leads, replica
 from tests.support.kube import Cluster, OperatorProcess, wait_for
 from tests.support.mlflow_server import MlflowServer
 from tests.support.ports import free_port
@@ -450,6 +451,44 @@ def test_operator_killed_at_each_step_resumes_the_same_release_and_promotes_once
         wait_for(lambda: stage.candidate_replicas() == 0, timeout=20, what="candidate scaled down")
         assert stage.kubelet.starts[STABLE] == 2  # one restart of the stable, whatever the kills
         assert [r for _, r, _ in events(stage, "Promoted")].count("Promoted") == 1
+
+
+def test_a_standby_takes_over_a_release_from_a_killed_leader_and_promotes_it_once(
+    crds: Cluster,
+    route_crds: Cluster,
+    mlflow_server: MlflowServer,
+    prometheus: PrometheusServer,
+    unwatched_namespace: str,
+    ports: dict[str, int],
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """Two replicas on one Lease; the leader is SIGKILLed during a step: the standby goes on
+    with the same release, which promotes once, moves the alias once and restarts stable once."""
+    first = replica(route_crds, unwatched_namespace, tmp_path, "first")
+    second = replica(route_crds, unwatched_namespace, tmp_path, "second")
+    with first, second:
+        wait_for(lambda: leads(first)() or leads(second)(), timeout=60, what="a replica to lead")
+        leader, standby = (first, second) if leads(first)() else (second, first)
+        with serving(leader, route_crds, mlflow_server, prometheus, unwatched_namespace, ports, "replicas", tmp_path) as (
+            stage,
+            (champion, candidate),
+        ):
+            apply(stage.cluster, stage.namespace, release(stage, prometheus, mlflow_server.url, candidate))
+            during = stage.wait(lambda s: s.get("currentStep") == 2 and bool(s.get("stepStarted")), "step 2", timeout=180)
+            leader.kill()
+            killed = time.monotonic()
+            wait_for(leads(standby), timeout=60, what="the standby to take over")
+            failover = time.monotonic() - killed
+            record_property("canary_failover_seconds", round(failover, 1))
+            print(f"\nfailover during canary step 2: {failover:.1f}s after SIGKILL of the leader")
+            done = stage.wait(lambda s: s.get("phase") == "Promoted", "promotion by the new leader", timeout=240)
+            assert done["release"] == during["release"] and done["started"] == during["started"]
+            assert [h["outcome"] for h in done["history"]] == ["Promoted"]
+            assert done["promotion"]["previousAliasVersion"] == champion
+            assert MlflowRegistry(mlflow_server.url).resolve_alias(stage.model, "champion").version == candidate
+            assert stage.kubelet.starts[STABLE] == 2  # one restart of the stable, across the failover
+            assert [r for _, r, _ in events(stage, "Promoted")].count("Promoted") == 1
 
 
 class _Hooks(BaseHTTPRequestHandler):
