@@ -14,14 +14,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelpilot.api import GROUP, VERSION
-from modelpilot.api.canary import CanaryReleaseStatus
-from modelpilot.api.monitor import QUERY_NAMES, ModelMonitorStatus
-from modelpilot.reconcile.canary import MetricAnswer
-from modelpilot.reconcile.canary.analysis import judge_metric
-from modelpilot.reconcile.monitor import DeploymentState, MonitorObservations, decide_monitor
+from modelpilot.api.monitor import QUERY_NAMES
 from modelpilot.reconcile.queries import QueryOutcome
 from tests.support.kube import Cluster
-from tests.unit.reconcile.test_hostile_answers import ANALYSIS, METRICS, NOW, OUTCOMES, SERIES, SPEC
+from tests.unit.reconcile.test_hostile_answers import (
+    ANALYSIS,
+    METRICS,
+    OUTCOMES,
+    SERIES,
+    SPEC,
+    canary_status,
+    monitor_status,
+)
 
 SAMPLE = settings(
     max_examples=25,
@@ -79,16 +83,7 @@ def stored(crds: Cluster) -> Iterator[Stored]:
 def test_the_api_server_takes_a_monitors_status_decided_on_any_answer(
     stored: Stored, current: dict[str, QueryOutcome], baseline: dict[str, QueryOutcome], series: QueryOutcome, ready: int
 ) -> None:
-    obs = MonitorObservations(
-        at=NOW,
-        version="1",
-        current=current,
-        baseline=baseline,
-        quality_series=series,
-        deployment=DeploymentState(name="m", ready=ready, desired=2),
-    )
-    status = decide_monitor(SPEC, ModelMonitorStatus(), obs, generation=1, now=NOW).status
-    stored.write("modelmonitors", "hostile", status.to_body())
+    stored.write("modelmonitors", "hostile", monitor_status(current, baseline, series, ready))
 
 
 @SAMPLE
@@ -96,5 +91,4 @@ def test_the_api_server_takes_a_monitors_status_decided_on_any_answer(
 def test_the_api_server_takes_a_canary_check_judged_on_any_answer(
     stored: Stored, metric: Any, candidate: QueryOutcome, stable: QueryOutcome
 ) -> None:
-    record = judge_metric(metric, ANALYSIS, MetricAnswer(candidate, stable), thresholds_only=False, now=NOW)
-    stored.write("canaryreleases", "hostile", CanaryReleaseStatus(last_analysis=[record]).to_body())
+    stored.write("canaryreleases", "hostile", canary_status(metric, candidate, stable))

@@ -19,12 +19,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.ports import free_port
 from tests.support.process import ServiceProcess, spawn, terminate
 
-__all__ = ["ControlPlane", "binary_path", "ensure_built", "kubectl_path"]
+__all__ = ["ControlPlane", "binary_path", "build_command", "ensure_built", "kubectl_path"]
 
 MODULE_DIR = Path(__file__).resolve().parent.parent / "controlplane"
 
@@ -159,16 +160,17 @@ class ControlPlane(ServiceProcess):
         terminate(process, timeout)
 
 
-def main(argv: list[str]) -> int:
+def build_command(module: str, argv: list[str], build: Callable[[], Path], path: Callable[[], Path]) -> int:
+    """``python -m <module> build|path`` of a cached Go binary: build it (once), or say where it is."""
     if argv[:1] == ["build"]:
-        print(ensure_built())
+        print(build())
         return 0
     if argv[:1] == ["path"]:
-        print(binary_path())
+        print(path())
         return 0
-    print("usage: python -m tests.support.controlplane build|path", file=sys.stderr)
+    print(f"usage: python -m {module} build|path", file=sys.stderr)
     return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(build_command("tests.support.controlplane", sys.argv[1:], ensure_built, binary_path))

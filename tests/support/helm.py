@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.controlplane import cache_root
+from tests.support.controlplane import build_command, cache_root
 
 __all__ = ["Helm", "binary_path", "ensure_built", "release"]
 
@@ -97,16 +97,5 @@ class Helm:
         return result
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] == ["build"]:
-        print(ensure_built())
-        return 0
-    if argv[:1] == ["path"]:
-        print(binary_path())
-        return 0
-    print("usage: python -m tests.support.helm build|path", file=sys.stderr)
-    return 2
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(build_command("tests.support.helm", sys.argv[1:], ensure_built, binary_path))

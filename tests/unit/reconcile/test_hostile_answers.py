@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -48,6 +49,27 @@ SERIES = st.builds(
 )
 
 
+def monitor_status(
+    current: dict[str, QueryOutcome], baseline: dict[str, QueryOutcome], series: QueryOutcome, ready: int
+) -> dict[str, Any]:
+    """The status body a monitor's decision writes on these answers."""
+    obs = MonitorObservations(
+        at=NOW,
+        version="1",
+        current=current,
+        baseline=baseline,
+        quality_series=series,
+        deployment=DeploymentState(name="m", ready=ready, desired=2),
+    )
+    return decide_monitor(SPEC, ModelMonitorStatus(), obs, generation=1, now=NOW).status.to_body()
+
+
+def canary_status(metric: AnalysisMetric, candidate: QueryOutcome, stable: QueryOutcome) -> dict[str, Any]:
+    """The status body a release's check of ``metric`` writes on these answers."""
+    record = judge_metric(metric, ANALYSIS, MetricAnswer(candidate, stable), thresholds_only=False, now=NOW)
+    return CanaryReleaseStatus(last_analysis=[record], next_check=NOW + timedelta(seconds=5)).to_body()
+
+
 def api_server_takes(body: dict[str, object]) -> None:
     json.dumps(body, allow_nan=False)  # strict JSON, as the API server reads it
 
@@ -63,16 +85,7 @@ def api_server_takes(body: dict[str, object]) -> None:
 def test_a_monitor_decides_on_any_answer(
     current: dict[str, QueryOutcome], baseline: dict[str, QueryOutcome], series: QueryOutcome, ready: int
 ) -> None:
-    obs = MonitorObservations(
-        at=NOW,
-        version="1",
-        current=current,
-        baseline=baseline,
-        quality_series=series,
-        deployment=DeploymentState(name="m", ready=ready, desired=2),
-    )
-    decision = decide_monitor(SPEC, ModelMonitorStatus(), obs, generation=1, now=NOW)
-    body = decision.status.to_body()
+    body = monitor_status(current, baseline, series, ready)
     api_server_takes(body)
     assert ModelMonitorStatus.model_validate(body).conditions  # and it reads back
 
@@ -90,5 +103,4 @@ METRICS = [
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(metric=st.sampled_from(METRICS), candidate=OUTCOMES, stable=OUTCOMES)
 def test_a_canary_check_judges_any_answer(metric: AnalysisMetric, candidate: QueryOutcome, stable: QueryOutcome) -> None:
-    record = judge_metric(metric, ANALYSIS, MetricAnswer(candidate, stable), thresholds_only=False, now=NOW)
-    api_server_takes(CanaryReleaseStatus(last_analysis=[record], next_check=NOW + timedelta(seconds=5)).to_body())
+    api_server_takes(canary_status(metric, candidate, stable))

@@ -4,9 +4,8 @@ registry adapter answers or raises a RegistryError: nothing else reaches the tic
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelpilot.sources.mlflow import MlflowRegistry, RegistryError
+from tests.support.http import serving
 
 
 class _Tracking(BaseHTTPRequestHandler):
@@ -44,12 +44,8 @@ def tracking(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[str]:
     # No client retries: every example gets one answer, at once.
     monkeypatch_module.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch_module.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Tracking)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Tracking) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

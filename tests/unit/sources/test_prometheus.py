@@ -1,10 +1,10 @@
 """Prometheus failures become reasons a condition can carry."""
 
 import asyncio
+import contextlib
 import gzip
 import http.server
 import json
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +14,7 @@ from prometheus_api_client import PrometheusApiClientException
 from modelpilot.reconcile.queries import QueryFailed
 from modelpilot.sources import prometheus
 from modelpilot.sources.prometheus import PrometheusClient, _classified
+from tests.support.http import serving
 from tests.support.ports import free_port
 
 
@@ -59,18 +60,13 @@ class _Answers(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def answering() -> Iterator[Callable[[bytes, bool], str]]:
-    servers: list[http.server.ThreadingHTTPServer] = []
+    with contextlib.ExitStack() as servers:
 
-    def serve(body: bytes, gzipped: bool = False) -> str:
-        handler = type("Handler", (_Answers,), {"body": body, "gzipped": gzipped})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        def serve(body: bytes, gzipped: bool = False) -> str:
+            handler = type("Handler", (_Answers,), {"body": body, "gzipped": gzipped})
+            return servers.enter_context(serving(handler))
 
-    yield serve
-    for server in servers:
-        server.shutdown()
+        yield serve
 
 
 def _vector(series: int, padding: int = 0) -> bytes:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelpilot.sources.webhooks import post_json
+from tests.support.http import serving
 from tests.support.ports import free_port
 
 
@@ -33,12 +33,8 @@ class _Hooks(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Hooks) as url:
+        yield url
 
 
 def test_2xx_is_yes_and_other_answers_say_why(server: str) -> None:
@@ -99,12 +95,8 @@ class _Anything(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def anything() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Anything)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Anything) as url:
+        yield url
 
 
 SECRET = "s3cret-t0ken"
