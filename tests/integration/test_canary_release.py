@@ -28,7 +28,7 @@ from mlflow import MlflowClient
 
 from modelpilot.reconcile.pod_policy import OPT_IN_LABEL
 from modelpilot.sources.mlflow import MlflowRegistry
-from tests.integration.test_leader_election import leads, replica
+from tests.integration.test_leader_election import leads, replica, take_over
 from tests.support.kube import Cluster, OperatorProcess, wait_for
 from tests.support.mlflow_server import MlflowServer
 from tests.support.ports import free_port
@@ -476,12 +476,7 @@ def test_a_standby_takes_over_a_release_from_a_killed_leader_and_promotes_it_onc
         ):
             apply(stage.cluster, stage.namespace, release(stage, prometheus, mlflow_server.url, candidate))
             during = stage.wait(lambda s: s.get("currentStep") == 2 and bool(s.get("stepStarted")), "step 2", timeout=180)
-            leader.kill()
-            killed = time.monotonic()
-            wait_for(leads(standby), timeout=60, what="the standby to take over")
-            failover = time.monotonic() - killed
-            record_property("canary_failover_seconds", round(failover, 1))
-            print(f"\nfailover during canary step 2: {failover:.1f}s after SIGKILL of the leader")
+            take_over(standby, leader.kill, record_property, "failover during canary step 2")
             done = stage.wait(lambda s: s.get("phase") == "Promoted", "promotion by the new leader", timeout=240)
             assert done["release"] == during["release"] and done["started"] == during["started"]
             assert [h["outcome"] for h in done["history"]] == ["Promoted"]

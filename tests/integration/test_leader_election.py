@@ -27,6 +27,23 @@ def leads(process: OperatorProcess) -> Callable[[], bool]:
     return lambda: LEADING in process.log_path.read_text(errors="replace")
 
 
+def take_over(
+    standby: OperatorProcess,
+    end: Callable[[], None],
+    record_property: Callable[[str, object], None],
+    what: str,
+) -> float:
+    """End the leader with ``end`` (its kill or stop); the seconds until the standby leads,
+    recorded and printed as ``what``."""
+    end()
+    ended = time.monotonic()
+    wait_for(leads(standby), timeout=60, what="the standby to take over")
+    seconds = time.monotonic() - ended
+    record_property(f"{what.replace(' ', '_')}_seconds", round(seconds, 1))
+    print(f"\n{what}: {seconds:.1f}s (lease duration 15s, retry 2s)")
+    return seconds
+
+
 def ticks(process: OperatorProcess, namespace: str) -> float:
     return process.metric("modelpilot_resource_ticks_total", kind="RetrainPolicy", namespace=namespace) or 0.0
 
@@ -55,12 +72,7 @@ def test_the_standby_does_nothing_and_takes_over_a_training_run_from_a_killed_le
             # The standby watched all along and ticked nothing.
             assert ticks(second, unwatched_namespace) == 0 and not leads(second)()
 
-            first.kill()
-            killed = time.monotonic()
-            wait_for(leads(second), timeout=60, what="the standby to take over")
-            failover = time.monotonic() - killed
-            record_property("failover_seconds", round(failover, 1))
-            print(f"\nfailover after SIGKILL of the leader: {failover:.1f}s (lease duration 15s, retry 2s)")
+            take_over(second, first.kill, record_property, "failover after SIGKILL of the leader")
 
             wait_for(lambda: ticks(second, unwatched_namespace) >= 2, timeout=60, what="ticks of the new leader")
             assert status(crds, unwatched_namespace, "ha")["phase"] == "Training"
@@ -87,11 +99,6 @@ def test_a_leader_that_stops_cleanly_hands_the_lease_over_at_once(
     with replica(crds, unwatched_namespace, tmp_path, "first") as first:
         wait_for(leads(first), timeout=60, what="the first replica to lead")
         with replica(crds, unwatched_namespace, tmp_path, "second") as second:
-            first.stop()
-            stopped = time.monotonic()
-            wait_for(leads(second), timeout=60, what="the standby to take over")
-            handover = time.monotonic() - stopped
-    record_property("handover_seconds", round(handover, 1))
-    print(f"\nhandover after SIGTERM of the leader: {handover:.1f}s (it released the lease)")
+            take_over(second, first.stop, record_property, "handover after SIGTERM of the leader")
     holder = crds.kubectl("get", "lease", "modelpilot", "-n", unwatched_namespace, "-o", "jsonpath={.spec.leaseTransitions}")
     assert holder.stdout == "1"
