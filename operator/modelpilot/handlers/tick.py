@@ -29,7 +29,7 @@ from modelpilot.api import (
     load_status,
     now_utc,
 )
-from modelpilot.reconcile import Decision, EventToPost, OwnerRef, admit, backoff, merge_patch, set_condition
+from modelpilot.reconcile import Decision, EventToPost, OwnerRef, admission_patch, backoff, merge_patch, set_condition
 from modelpilot.sources.kubernetes import KubeError, get_resource, post_event, write_status
 from modelpilot.sources.pools import KUBERNETES
 
@@ -149,11 +149,8 @@ async def _refuse(
     steps: TickSteps[Any, Any, Any, Any, Any], ref: OwnerRef, stored: Mapping[str, Any], cluster: Cluster, now: datetime
 ) -> None:
     meta, status = stored["metadata"], stored.get("status") or {}
-    generation = meta.get("generation")
-    conditions = load_status(steps.kind, status).conditions
-    verdict = admit(steps.kind, stored.get("spec"), list(conditions), generation=generation, now=now)
-    said = {"conditions": status.get("conditions"), "observedGeneration": status.get("observedGeneration")}
-    patch = merge_patch(said, {"conditions": [c.to_body() for c in verdict.conditions], "observedGeneration": generation})
+    _, wanted = admission_patch(steps.kind, stored.get("spec"), status, generation=meta.get("generation"), now=now)
+    patch = merge_patch({key: status.get(key) for key in wanted}, wanted)
     if patch:
         await cluster.write_status(steps.kind, ref, meta["resourceVersion"], patch)
 

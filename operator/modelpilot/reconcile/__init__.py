@@ -2,7 +2,7 @@
 without I/O. Every kind's tick decides through one shape (``Decision``); each kind has its own
 package (``monitor``, ``retrain``, ``canary``)."""
 
-from .admission import Admission, admit
+from .admission import Admission, admission_patch, admit
 from .conditions import changed_conditions, find_condition, set_condition
 from .decision import HISTORY_LIMIT, MESSAGE_LIMIT, Decision, EventToPost, backoff, newest
 from .owners import MonitorRef, OwnerRef, PolicyRef, ReleaseRef
@@ -18,6 +18,7 @@ __all__ = [
     "OwnerRef",
     "PolicyRef",
     "ReleaseRef",
+    "admission_patch",
     "admit",
     "backoff",
     "changed_conditions",

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from modelpilot.api import ApiModel, Condition, Kind, SpecError, load_spec
+from modelpilot.api import ApiModel, Condition, Kind, SpecError, load_spec, load_status
 
 from .conditions import set_condition
 
-__all__ = ["Admission", "admit"]
+__all__ = ["Admission", "admission_patch", "admit"]
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
 
@@ -48,3 +48,18 @@ def admit(
     else:
         updated = set_condition(conditions, "Ready", "Unknown", "Pending", pending_message, now=now, generation=generation)
     return Admission(spec=model, conditions=updated)
+
+
+def admission_patch(
+    kind: Kind[SpecT, Any], spec: Mapping[str, Any] | None, status: Mapping[str, Any], *, generation: int | None, now: datetime
+) -> tuple[Admission[SpecT], dict[str, Any]]:
+    """The admission verdict on ``spec`` and the status patch that writes it.
+
+    ``observedGeneration`` is in it only for an invalid spec (that verdict is the whole decision
+    about it); a valid spec is observed by the kind's next tick, so until then the status says,
+    as kstatus and Argo CD read it, that the new spec is not handled yet."""
+    result = admit(kind, spec, list(load_status(kind, status).conditions), generation=generation, now=now)
+    patch: dict[str, Any] = {"conditions": [c.to_body() for c in result.conditions]}
+    if result.error is not None:
+        patch["observedGeneration"] = generation
+    return result, patch

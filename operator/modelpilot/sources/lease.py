@@ -24,7 +24,7 @@ def _api() -> kubernetes.client.CustomObjectsApi:
 
 
 def _time(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return None if value is None else datetime.fromisoformat(str(value))
 
 
 def read_lease(namespace: str, name: str) -> tuple[LeaseRecord | None, str | None]:
