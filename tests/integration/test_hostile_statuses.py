@@ -11,21 +11,10 @@ import kubernetes
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from modelpilot.api import GROUP, VERSION
-from modelpilot.api.monitor import QUERY_NAMES
-from modelpilot.reconcile.queries import QueryOutcome
 from tests.support.kube import Cluster
-from tests.unit.reconcile.test_hostile_answers import (
-    ANALYSIS,
-    METRICS,
-    OUTCOMES,
-    SERIES,
-    SPEC,
-    canary_status,
-    monitor_status,
-)
+from tests.unit.reconcile.test_hostile_answers import ANALYSIS, CANARY_STATUSES, MONITOR_STATUSES, SPEC
 
 SAMPLE = settings(
     max_examples=25,
@@ -74,21 +63,12 @@ def stored(crds: Cluster) -> Iterator[Stored]:
 
 
 @SAMPLE
-@given(
-    current=st.fixed_dictionaries({name: OUTCOMES for name in QUERY_NAMES}),
-    baseline=st.fixed_dictionaries({name: OUTCOMES for name in ("predictions", "featureBuckets", "featureCategories")}),
-    series=SERIES,
-    ready=st.integers(-1, 3),
-)
-def test_the_api_server_takes_a_monitors_status_decided_on_any_answer(
-    stored: Stored, current: dict[str, QueryOutcome], baseline: dict[str, QueryOutcome], series: QueryOutcome, ready: int
-) -> None:
-    stored.write("modelmonitors", "hostile", monitor_status(current, baseline, series, ready))
+@given(body=MONITOR_STATUSES)
+def test_the_api_server_takes_a_monitors_status_decided_on_any_answer(stored: Stored, body: dict[str, Any]) -> None:
+    stored.write("modelmonitors", "hostile", body)
 
 
 @SAMPLE
-@given(metric=st.sampled_from(METRICS), candidate=OUTCOMES, stable=OUTCOMES)
-def test_the_api_server_takes_a_canary_check_judged_on_any_answer(
-    stored: Stored, metric: Any, candidate: QueryOutcome, stable: QueryOutcome
-) -> None:
-    stored.write("canaryreleases", "hostile", canary_status(metric, candidate, stable))
+@given(body=CANARY_STATUSES)
+def test_the_api_server_takes_a_canary_check_judged_on_any_answer(stored: Stored, body: dict[str, Any]) -> None:
+    stored.write("canaryreleases", "hostile", body)

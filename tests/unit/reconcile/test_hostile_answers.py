@@ -49,6 +49,15 @@ SERIES = st.builds(
 )
 
 
+ANALYSIS = AnalysisSpec.model_validate({"prometheus": {"url": "http://prometheus:9090"}, "minSamples": 1})
+METRICS = [
+    AnalysisMetric(name="errors", builtin="error-rate", threshold_range={"max": 0.05}),
+    AnalysisMetric(name="latency", builtin="latency", threshold_range={"max": 0.5}),
+    AnalysisMetric(name="accuracy", builtin="accuracy", threshold_range={"min": 0.8}),
+    AnalysisMetric(name="queue", query="max(queue_depth{$selector})", threshold_range={"max": 10}),
+]
+
+
 def monitor_status(
     current: dict[str, QueryOutcome], baseline: dict[str, QueryOutcome], series: QueryOutcome, ready: int
 ) -> dict[str, Any]:
@@ -74,33 +83,27 @@ def api_server_takes(body: dict[str, object]) -> None:
     json.dumps(body, allow_nan=False)  # strict JSON, as the API server reads it
 
 
-# Derandomized: the same examples every run, so the suite's verdict does not depend on luck.
-@settings(max_examples=400, deadline=None, derandomize=True)
-@given(
+# The status bodies decided on any answers.
+MONITOR_STATUSES = st.builds(
+    monitor_status,
     current=st.fixed_dictionaries({name: OUTCOMES for name in QUERY_NAMES}),
     baseline=st.fixed_dictionaries({name: OUTCOMES for name in ("predictions", "featureBuckets", "featureCategories")}),
     series=SERIES,
     ready=st.integers(-1, 3),
 )
-def test_a_monitor_decides_on_any_answer(
-    current: dict[str, QueryOutcome], baseline: dict[str, QueryOutcome], series: QueryOutcome, ready: int
-) -> None:
-    body = monitor_status(current, baseline, series, ready)
-    api_server_takes(body)
-    assert ModelMonitorStatus.model_validate(body).conditions  # and it reads back
-
-
-ANALYSIS = AnalysisSpec.model_validate({"prometheus": {"url": "http://prometheus:9090"}, "minSamples": 1})
-METRICS = [
-    AnalysisMetric(name="errors", builtin="error-rate", threshold_range={"max": 0.05}),
-    AnalysisMetric(name="latency", builtin="latency", threshold_range={"max": 0.5}),
-    AnalysisMetric(name="accuracy", builtin="accuracy", threshold_range={"min": 0.8}),
-    AnalysisMetric(name="queue", query="max(queue_depth{$selector})", threshold_range={"max": 10}),
-]
+CANARY_STATUSES = st.builds(canary_status, st.sampled_from(METRICS), OUTCOMES, OUTCOMES)
 
 
 # Derandomized: the same examples every run, so the suite's verdict does not depend on luck.
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(metric=st.sampled_from(METRICS), candidate=OUTCOMES, stable=OUTCOMES)
-def test_a_canary_check_judges_any_answer(metric: AnalysisMetric, candidate: QueryOutcome, stable: QueryOutcome) -> None:
-    api_server_takes(canary_status(metric, candidate, stable))
+@given(body=MONITOR_STATUSES)
+def test_a_monitor_decides_on_any_answer(body: dict[str, Any]) -> None:
+    api_server_takes(body)
+    assert ModelMonitorStatus.model_validate(body).conditions  # and it reads back
+
+
+# Derandomized: the same examples every run, so the suite's verdict does not depend on luck.
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(body=CANARY_STATUSES)
+def test_a_canary_check_judges_any_answer(body: dict[str, Any]) -> None:
+    api_server_takes(body)
