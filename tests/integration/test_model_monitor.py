@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,27 @@ def columns_with_status(cluster: Cluster, namespace: str) -> tuple[dict[str, str
     return dict(zip(table[0].split(), table[1].split(), strict=True)), after
 
 
+def gauges_with_status(
+    operator: OperatorProcess, namespace: str, labels: dict[str, str]
+) -> tuple[dict[str, float], dict[str, Any]] | None:
+    """The operator's gauges and the status of the evaluation that set them, or None while they differ."""
+    shown = status(operator.cluster, namespace)
+    evaluated = operator.metric("modelpilot_monitor_last_evaluation_timestamp_seconds", **labels)
+    gauges = {
+        "amount drifted": operator.metric("modelpilot_feature_drifted", **labels, feature="amount"),
+        "distance drifted": operator.metric("modelpilot_feature_drifted", **labels, feature="distance"),
+        "amount psi": operator.metric("modelpilot_feature_psi", **labels, feature="amount"),
+        "accuracy": operator.metric("modelpilot_model_accuracy", **labels),
+        "slope": operator.metric("modelpilot_degradation_slope", **labels),
+        "label drift p": operator.metric("modelpilot_label_drift_pvalue", **labels),
+    }
+    if evaluated != operator.metric("modelpilot_monitor_last_evaluation_timestamp_seconds", **labels):
+        return None  # an evaluation came between
+    if evaluated is None or abs(evaluated - datetime.fromisoformat(shown["lastEvaluation"]).timestamp()) > 1e-3:
+        return None  # the status was written, its gauges not yet set (or the other way round)
+    return gauges, shown
+
+
 def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
     operator: OperatorProcess, drift_prometheus: PrometheusServer, namespace: str
 ) -> None:
@@ -80,14 +102,15 @@ def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
     assert abs(float(columns["ACCURACY"]) - shown["summary"]["accuracy"]) < 1e-6
     assert float(columns["P99"]) == pytest.approx(shown["summary"]["latencyP99"], rel=1e-6)
 
+    # The gauges too, against the status of the same evaluation.
     labels = {"namespace": namespace, "monitor": MONITOR, "model": "fraud-detector"}
-    assert operator.metric("modelpilot_feature_drifted", **labels, feature="amount") == 1.0
-    assert operator.metric("modelpilot_feature_drifted", **labels, feature="distance") == 0.0
-    amount = next(f for f in first["features"] if f["name"] == "amount")
-    assert operator.metric("modelpilot_feature_psi", **labels, feature="amount") == pytest.approx(amount["psi"])
-    assert operator.metric("modelpilot_model_accuracy", **labels) == pytest.approx(first["summary"]["accuracy"])
-    assert operator.metric("modelpilot_degradation_slope", **labels) < 0
-    assert operator.metric("modelpilot_label_drift_pvalue", **labels) < 0.05
+    gauges, shown = wait_for(lambda: gauges_with_status(operator, namespace, labels), timeout=60, what="steady gauges")
+    assert gauges["amount drifted"] == 1.0 and gauges["distance drifted"] == 0.0
+    amount = next(f for f in shown["features"] if f["name"] == "amount")
+    assert gauges["amount psi"] == pytest.approx(amount["psi"])
+    assert gauges["accuracy"] == pytest.approx(shown["summary"]["accuracy"])
+    assert gauges["slope"] < 0
+    assert gauges["label drift p"] < 0.05
 
     # The one-shot CLI on the same data and time gives the same verdicts.
     manifest = Path(drift_prometheus.workdir) / "monitor.yaml"

@@ -100,6 +100,11 @@ _MODEL_GAUGES = (
         lambda s: s.degradation and s.degradation.sen_slope,
     ),
     ("modelpilot_monitor_consecutive_failures", "Evaluations in a row with a failed query.", lambda s: s.consecutive_failures),
+    (
+        "modelpilot_monitor_last_evaluation_timestamp_seconds",
+        "When the latest evaluation ran (Unix time): the gauges above are its findings.",
+        lambda s: s.last_evaluation and s.last_evaluation.timestamp(),
+    ),
 )
 _FEATURE_GAUGES = (
     ("modelpilot_feature_psi", "Population stability index of a feature, current window against baseline.", lambda f: f.psi),

@@ -38,6 +38,7 @@ def test_each_condition_is_one_for_its_status_and_zero_for_the_others() -> None:
 def test_monitor_gauges_carry_model_and_feature_and_skip_what_is_unknown() -> None:
     results = MonitorResults()
     status = ModelMonitorStatus(
+        last_evaluation=NOW,
         performance=PerformanceStatus(latency_p99=0.25, throughput=12.5),
         quality=QualityStatus(samples=900, accuracy=0.93),
         features=[
@@ -50,6 +51,7 @@ def test_monitor_gauges_carry_model_and_feature_and_skip_what_is_unknown() -> No
     model = 'model="fraud-detector",monitor="fraud",namespace="ml"'
     assert f"modelpilot_model_accuracy{{{model}}} 0.93" in text
     assert f"modelpilot_model_latency_p99_seconds{{{model}}} 0.25" in text
+    assert f"modelpilot_monitor_last_evaluation_timestamp_seconds{{{model}}} 1.7723232e+09" in text  # 2026-03-01
     assert f'modelpilot_feature_psi{{feature="amount",{model}}} 0.31' in text
     assert f'modelpilot_feature_drifted{{feature="amount",{model}}} 1.0' in text
     # No value, no sample: an unknown figure is absent rather than zero.
