@@ -74,6 +74,23 @@ STATES = ResourceStates()
 _MODEL_GAUGES = (
     ("modelpilot_model_accuracy", "Accuracy over the quality window.", lambda s: s.quality and s.quality.accuracy),
     ("modelpilot_model_f1", "Macro F1 over the quality window.", lambda s: s.quality and s.quality.f1_macro),
+    ("modelpilot_model_precision", "Macro precision over the quality window.", lambda s: s.quality and s.quality.precision_macro),
+    ("modelpilot_model_recall", "Macro recall over the quality window.", lambda s: s.quality and s.quality.recall_macro),
+    (
+        "modelpilot_model_quality_samples",
+        "Labelled predictions in the quality window: quality alerts need enough of them.",
+        lambda s: s.quality and s.quality.samples,
+    ),
+    (
+        "modelpilot_model_latency_p50_seconds",
+        "Latency p50 over the performance window.",
+        lambda s: s.performance and s.performance.latency_p50,
+    ),
+    (
+        "modelpilot_model_latency_p95_seconds",
+        "Latency p95 over the performance window.",
+        lambda s: s.performance and s.performance.latency_p95,
+    ),
     (
         "modelpilot_model_latency_p99_seconds",
         "Latency p99 over the performance window.",
@@ -118,6 +135,20 @@ _FEATURE_GAUGES = (
         "1 when a feature drifts (corrected test and effect size agree).",
         lambda f: {"Drift": 1.0, "NoDrift": 0.0}.get(f.verdict),
     ),
+    (
+        "modelpilot_feature_samples",
+        "Observations of a feature in the current drift window: drift alerts need enough of them.",
+        lambda f: f.current_samples,
+    ),
+)
+_CLASS_GAUGES = (
+    (
+        "modelpilot_class_prediction_share",
+        "Fraction of the quality window's predictions that were this class.",
+        lambda c: c.predicted_share,
+    ),
+    ("modelpilot_class_precision", "Precision of a class over the quality window.", lambda c: c.precision),
+    ("modelpilot_class_recall", "Recall of a class over the quality window.", lambda c: c.recall),
 )
 
 
@@ -154,6 +185,14 @@ class MonitorResults(Collector):
                     value = read(feature)
                     if value is not None:
                         family.add_metric([namespace, name, model, feature.name], float(value))
+            yield family
+        for metric, help_text, read in _CLASS_GAUGES:
+            family = GaugeMetricFamily(metric, help_text, labels=[*labels, "class"])
+            for (namespace, name), (model, status) in snapshot:
+                for class_ in status.quality.classes if status.quality else ():
+                    value = read(class_)
+                    if value is not None:
+                        family.add_metric([namespace, name, model, class_.name], float(value))
             yield family
 
 
