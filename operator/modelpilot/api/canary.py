@@ -25,6 +25,7 @@ from .common import (
     SecretKeyReference,
     at_most,
 )
+from .notify import DeliveryStatus, NotificationChannel
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -268,6 +269,10 @@ class CanaryReleaseSpec(ApiModel):
     alias: str = Field(default="champion", min_length=1, description="MLflow alias moved at promotion.")
     webhooks: list[Webhook] = Field(default_factory=list, max_length=16, description="Gates and notifications.")
 
+    notifications: list[NotificationChannel] = Field(
+        default_factory=list, max_length=8, description="Channels this resource's news is sent to."
+    )
+
     rules: ClassVar[tuple[Rule[CanaryReleaseSpec], ...]] = (
         Rule(
             # isSorted allows equal neighbours; the list type `set` refuses them.
@@ -419,4 +424,7 @@ class CanaryReleaseStatus(ResourceStatus):
     )
     history: list[ReleaseRecord] = Field(
         default_factory=list, max_length=20, description="Finished releases, newest last, at most 20."
+    )
+    notifications: list[DeliveryStatus] = Field(
+        default_factory=list, max_length=8, description="How the latest news reached each channel."
     )

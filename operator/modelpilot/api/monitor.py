@@ -18,6 +18,7 @@ from .common import (
     ResourceStatus,
     Rule,
 )
+from .notify import DeliveryStatus, NotificationChannel
 
 __all__ = [
     "AlertRecord",
@@ -252,6 +253,10 @@ class ModelMonitorSpec(ApiModel):
     label_drift: LabelDriftSpec = Field(default_factory=LabelDriftSpec)
     degradation: DegradationSpec = Field(default_factory=DegradationSpec)
 
+    notifications: list[NotificationChannel] = Field(
+        default_factory=list, max_length=8, description="Channels this resource's news is sent to."
+    )
+
     rules: ClassVar[tuple[Rule[ModelMonitorSpec], ...]] = (
         Rule(
             "has(self.mlflow) || (!(has(self.model.version) && has(self.model.version.mlflow))"
@@ -393,4 +398,7 @@ class ModelMonitorStatus(ResourceStatus):
     degradation: DegradationStatus | None = None
     alerts: list[AlertRecord] = Field(
         default_factory=list, max_length=20, description="Condition changes, newest last, at most 20."
+    )
+    notifications: list[DeliveryStatus] = Field(
+        default_factory=list, max_length=8, description="How the latest news reached each channel."
     )

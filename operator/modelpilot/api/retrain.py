@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field
 
 from .common import ApiModel, Duration, LocalObjectReference, MlflowSettings, RegisteredModelName, ResourceStatus, Rule
 from .cron import check_cron
+from .notify import DeliveryStatus, NotificationChannel
 
 __all__ = [
     "DeploymentSpec",
@@ -166,6 +167,10 @@ class RetrainPolicySpec(ApiModel):
     gate: GateSpec = Field(default_factory=GateSpec)
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
 
+    notifications: list[NotificationChannel] = Field(
+        default_factory=list, max_length=8, description="Channels this resource's news is sent to."
+    )
+
     rules: ClassVar[tuple[Rule[RetrainPolicySpec], ...]] = (
         Rule(
             "has(self.monitorRef) || !has(self.triggers) || (!has(self.triggers.performance) && !has(self.triggers.drift))",
@@ -249,4 +254,7 @@ class RetrainPolicyStatus(ResourceStatus):
     )
     history: list[RetrainRecord] = Field(
         default_factory=list, max_length=20, description="Finished runs, newest last, at most 20."
+    )
+    notifications: list[DeliveryStatus] = Field(
+        default_factory=list, max_length=8, description="How the latest news reached each channel."
     )
