@@ -33,6 +33,7 @@ from modelpilot.reconcile import Decision, EventToPost, OwnerRef, admission_patc
 from modelpilot.sources.kubernetes import KubeError, get_resource, post_event, write_status
 from modelpilot.sources.pools import KUBERNETES
 
+from . import notify
 from .metrics import STATES
 
 __all__ = ["Cluster", "KubeCluster", "TickLogger", "TickSteps", "no_actions", "run_tick"]
@@ -132,6 +133,8 @@ async def run_tick(
     except Exception as err:  # an answer nobody foresaw, or a bug: said in status, never a frozen one
         logger.exception("tick failed; Ready is Unknown until a tick succeeds")
         decision = Decision(status=_failed(previous, err, generation, now))
+    channels = getattr(spec, "notifications", [])
+    decision = replace(decision, status=notify.with_delivery(decision.status, steps.kind.kind, ref, channels, now))
     patch = merge_patch(stored_status, decision.status.to_body())
     if patch and not await cluster.write_status(steps.kind, ref, stored_meta["resourceVersion"], patch):
         return None
@@ -139,6 +142,9 @@ async def run_tick(
         logger.warning("will retry: %s", failure)
     for event in decision.events:
         await cluster.post_event(stored, event)
+    if channels:
+        kind = steps.kind.kind
+        await notify.notify(kind, ref.namespace, ref.name, channels, previous.conditions, decision.status.conditions, now)
     STATES.ticked(steps.kind.kind, ref.namespace, ref.name, decision.status.conditions)
     if steps.publish is not None:
         steps.publish(ref, spec, decision.status)

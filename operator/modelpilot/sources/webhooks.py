@@ -22,7 +22,7 @@ from .kubernetes import KubeError, KubernetesReader
 from .outbound import allowed
 from .pools import WEBHOOKS
 
-__all__ = ["call_webhook", "post_json"]
+__all__ = ["call_webhook", "post_json", "url_refusal"]
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -51,10 +51,8 @@ QUOTED_BODY = 200
 def post_json(url: str, payload: Mapping[str, Any], timeout: timedelta) -> HookAnswer:
     """POST ``payload``; blocks (callers on the event loop use :func:`call_webhook`). The URL
     (a secret) appears in no answer, and no value of it raises."""
-    if _scheme(url) not in ("http", "https"):
-        return HookAnswer(False, "refused: the URL in the Secret is not a valid http or https URL")
-    if not allowed(url):
-        return HookAnswer(False, "refused: the URL in the Secret is under no prefix the operator allows")
+    if refusal := url_refusal(url):
+        return HookAnswer(False, refusal)
     try:
         request = urllib.request.Request(
             url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
@@ -69,6 +67,15 @@ def post_json(url: str, payload: Mapping[str, Any], timeout: timedelta) -> HookA
         return HookAnswer(False, f"answered something that is not HTTP ({type(err).__name__})")
     except (OSError, ValueError) as err:  # a malformed URL's message would quote it: name the class only
         return HookAnswer(False, f"unreachable: {type(err).__name__}")
+
+
+def url_refusal(url: str) -> str | None:
+    """Why ``url`` may not be called, without quoting it; None when it may."""
+    if _scheme(url) not in ("http", "https"):
+        return "refused: the URL in the Secret is not a valid http or https URL"
+    if not allowed(url):
+        return "refused: the URL in the Secret is under no prefix the operator allows"
+    return None
 
 
 def _scheme(url: str) -> str:
