@@ -42,38 +42,55 @@ def _cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+class _UnusableFile(Exception):
+    """A file of ModelMonitors that cannot be used; the message says why."""
+
+
+def _monitors(file: Path, prometheus: str | None = None) -> list[tuple[str, str, Any]]:
+    """(namespace, name, spec) of each ModelMonitor in a YAML file; raises _UnusableFile."""
+    import yaml
+
+    from modelpilot.api import MODEL_MONITOR, SpecError, load_spec
+
+    documents = [d for d in yaml.safe_load_all(file.read_text()) if d and d.get("kind") == MODEL_MONITOR.kind]
+    if not documents:
+        raise _UnusableFile(f"{file}: no {MODEL_MONITOR.kind} in the file")
+    monitors = []
+    for document in documents:
+        metadata = document.get("metadata") or {}
+        name = metadata.get("name", "-")
+        spec_body = dict(document.get("spec") or {})
+        if prometheus:
+            spec_body["prometheus"] = {**spec_body.get("prometheus", {}), "url": prometheus}
+        try:
+            spec = load_spec(MODEL_MONITOR, spec_body)
+        except SpecError as err:
+            raise _UnusableFile(f"{file}: {name}: {err}") from None
+        monitors.append((metadata.get("namespace", "default"), name, spec))
+    return monitors
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     import asyncio
     import json
     from datetime import datetime
 
-    import yaml
-
-    from modelpilot.api import MODEL_MONITOR, SpecError, load_spec, now_utc
+    from modelpilot.api import now_utc
     from modelpilot.api.monitor import ModelMonitorStatus
     from modelpilot.reconcile.monitor import PROBLEMS, decide_monitor
     from modelpilot.report import monitor_report
     from modelpilot.sources.monitor import observe_monitor
 
-    documents = [d for d in yaml.safe_load_all(args.file.read_text()) if d and d.get("kind") == MODEL_MONITOR.kind]
-    if not documents:
-        print(f"{args.file}: no {MODEL_MONITOR.kind} in the file", file=sys.stderr)
+    try:
+        monitors = _monitors(args.file, args.prometheus)
+    except _UnusableFile as err:
+        print(err, file=sys.stderr)
         return 2
     at = now_utc() if args.at is None else datetime.fromisoformat(args.at.replace("Z", "+00:00")).astimezone(UTC)
     worst = 0
     reports: list[dict[str, Any]] = []
     texts: list[str] = []
-    for document in documents:
-        name = document.get("metadata", {}).get("name", "-")
-        spec_body = dict(document.get("spec") or {})
-        if args.prometheus:
-            spec_body["prometheus"] = {**spec_body.get("prometheus", {}), "url": args.prometheus}
-        try:
-            spec = load_spec(MODEL_MONITOR, spec_body)
-        except SpecError as err:
-            print(f"{args.file}: {name}: {err}", file=sys.stderr)
-            return 2
-        namespace = document.get("metadata", {}).get("namespace", "default")
+    for namespace, name, spec in monitors:
         observations = asyncio.run(observe_monitor(spec, namespace=namespace, at=at, kube=None))
         status = decide_monitor(spec, ModelMonitorStatus(), observations, generation=None, now=at).status
         if args.output == "json":
@@ -90,6 +107,49 @@ def _cmd_check(args: argparse.Namespace) -> int:
     else:
         print("\n".join(texts), end="")
     return worst
+
+
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    import yaml
+
+    from modelpilot.reconcile.monitor.rules import OPERATOR_RULES, RuleDefaults, rule_groups
+
+    groups = list(OPERATOR_RULES) if args.operator else []
+    if args.file is not None:
+        try:
+            monitors = _monitors(args.file)
+        except _UnusableFile as err:
+            print(err, file=sys.stderr)
+            return 2
+        defaults = RuleDefaults(rule_labels={}, **({"runbook_url": args.runbook_url} if args.runbook_url else {}))
+        for namespace, name, spec in monitors:
+            groups += rule_groups(spec, namespace=namespace, monitor=name, version=args.version, defaults=defaults)
+    if not groups:
+        print("nothing to print: give -f FILE, --operator, or both", file=sys.stderr)
+        return 2
+    sys.stdout.write(yaml.safe_dump({"groups": groups}, sort_keys=False, width=1000))
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import json
+
+    from modelpilot.reconcile.monitor.dashboard import fleet_dashboard, monitor_dashboard
+
+    if args.fleet:
+        print(json.dumps(fleet_dashboard(), indent=2))
+        return 0
+    if args.file is None:
+        print("give -f FILE or --fleet", file=sys.stderr)
+        return 2
+    try:
+        monitors = _monitors(args.file)
+    except _UnusableFile as err:
+        print(err, file=sys.stderr)
+        return 2
+    dashboards = [monitor_dashboard(spec, namespace, name) for namespace, name, spec in monitors]
+    print(json.dumps(dashboards[0] if len(dashboards) == 1 else dashboards, indent=2))
+    return 0
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
@@ -180,7 +240,9 @@ def _cmd_canary(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from modelpilot.handlers import run_operator
+    from modelpilot.handlers.monitor import set_rule_defaults
     from modelpilot.handlers.retrain import set_pod_policy
+    from modelpilot.reconcile.monitor import RuleDefaults
     from modelpilot.reconcile.pod_policy import PodPolicy
     from modelpilot.sources.outbound import allow_prefixes
 
@@ -195,6 +257,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         LEADERSHIP.enable(namespace=namespace, name=args.leader_election_name, identity=identity)
     set_pod_policy(PodPolicy(training_service_accounts=frozenset(args.training_service_account or ["default"])))
+    try:
+        rule_labels = dict(_key_value(item) for item in args.rule_label)
+    except ValueError as err:
+        print(f"--rule-label: {err}", file=sys.stderr)
+        return 2
+    set_rule_defaults(RuleDefaults(rule_labels=rule_labels, **({"runbook_url": args.runbook_url} if args.runbook_url else {})))
     return run_operator(
         namespaces=args.namespace,
         clusterwide=args.all_namespaces,
@@ -202,6 +270,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         verbose=args.verbose,
     )
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{item!r} is not KEY=VALUE")
+    return key, value
 
 
 def _own_namespace() -> str | None:
@@ -254,6 +329,15 @@ def _parser() -> argparse.ArgumentParser:
         help="namespace of the Lease (default: the pod's own namespace)",
     )
     run.add_argument("--leader-election-name", default="modelpilot", metavar="NAME", help="name of the Lease")
+    run.add_argument(
+        "--rule-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label on every PrometheusRule the operator writes, so the cluster's Prometheus ruleSelector "
+        "matches it (repeatable; e.g. release=kube-prometheus-stack)",
+    )
+    run.add_argument("--runbook-url", metavar="URL", help="base of the alerts' runbook_url annotation")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)
 
@@ -269,6 +353,26 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--at", help="evaluation time (RFC 3339), default now")
     check.add_argument("-o", "--output", choices=("text", "json"), default="text")
     check.set_defaults(func=_cmd_check)
+
+    alerts = commands.add_parser(
+        "alerts",
+        help="print the Prometheus alert rules of ModelMonitors from a file, as a rule file for any Prometheus",
+        description="The same rules a monitor's PrometheusRule holds, for a Prometheus without the "
+        "prometheus-operator (rule_files). --operator adds the rules on the operator itself.",
+    )
+    alerts.add_argument("-f", "--file", type=Path, help="YAML with one or more ModelMonitor documents")
+    alerts.add_argument("--version", help="the served version, for the alerts' version label")
+    alerts.add_argument("--runbook-url", metavar="URL", help="base of the alerts' runbook_url annotation")
+    alerts.add_argument("--operator", action="store_true", help="include the rules on the operator itself")
+    alerts.set_defaults(func=_cmd_alerts)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="print the Grafana dashboard JSON of ModelMonitors from a file, or the fleet overview",
+    )
+    dashboard.add_argument("-f", "--file", type=Path, help="YAML with one or more ModelMonitor documents")
+    dashboard.add_argument("--fleet", action="store_true", help="print the overview of every monitor instead")
+    dashboard.set_defaults(func=_cmd_dashboard)
 
     profile = commands.add_parser(
         "profile",

@@ -19,7 +19,7 @@ from modelpilot.reconcile.monitor.dashboard import fleet_dashboard, monitor_dash
 from tests.support.kube import OperatorProcess, wait_for
 from tests.support.manifests import drift_monitor, serving_deployment
 from tests.support.prometheus import PrometheusServer
-from tests.unit.test_dashboard import interpolate
+from tests.unit.reconcile.test_dashboard import interpolate
 
 MONITOR = "fraud-detector"  # drift_monitor's name
 

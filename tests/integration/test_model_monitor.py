@@ -80,6 +80,8 @@ def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
 
     first = wait_for(lambda: evaluated_after(cluster, namespace, None), timeout=90, what="the first evaluation")
     got = {c["type"]: c["status"] for c in first["conditions"]}
+    # Its alert rules' condition depends on the cluster's CRDs and timing: test_owned_objects.py.
+    assert got.pop("AlertRules", None) is not None
     assert got == DRIFT_EXPECTED["conditions"], json.dumps(first["conditions"], indent=1)
     features = {f["name"]: (f["verdict"], f["psiBand"]) for f in first["features"]}
     assert features == DRIFT_EXPECTED["features"]

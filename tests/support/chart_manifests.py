@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from modelpilot.reconcile.monitor.rules import OPERATOR_RULES
 from tests.support.helm import Helm
 from tests.support.kube import REPO
 
@@ -67,6 +70,10 @@ def rendered_templates(helm: Helm) -> dict[str, list[str]]:
 def expected_files(helm: Helm) -> dict[Path, str]:
     """Every file ``write`` writes, with the text it must hold."""
     files = {CHART / "crds" / crd.name: crd.read_text() for crd in sorted((REPO / "crds").glob("*.yaml"))}
+    # The alerts on the operator: one rule file, for the chart's PrometheusRule and any Prometheus.
+    rules = yaml.safe_dump({"groups": OPERATOR_RULES}, sort_keys=False, width=1000)
+    files[CHART / "files" / "operator-rules.yaml"] = rules
+    files[REPO / "manifests" / "monitoring" / "operator-rules.yaml"] = HEADER + rules
     for template, documents in rendered_templates(helm).items():
         if template in GENERATED:
             files[REPO / GENERATED[template]] = HEADER + "---\n".join(documents)

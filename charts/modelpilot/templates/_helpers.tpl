@@ -40,6 +40,10 @@ that match its patterns, and watches both for changes. */}}
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]
+# Which Prometheus objects load a monitor's rules (their ruleSelector), for its AlertRules condition.
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheuses]
+  verbs: [list]
 {{- end -}}
 
 {{/* Rules in the namespaces the operator watches: the same in a ClusterRole (every namespace)
@@ -83,4 +87,14 @@ or in a Role per watched namespace. */}}
 - apiGroups: [networking.istio.io]
   resources: [virtualservices]
   verbs: [get, patch]
+# A monitor's alert rules and dashboards (owned, applied server-side, deleted when turned off).
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheusrules]
+  verbs: [get, patch, delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, patch, delete]
+- apiGroups: [grafana.integreatly.org]
+  resources: [grafanadashboards]
+  verbs: [get, patch, delete]
 {{- end -}}

@@ -18,10 +18,15 @@ from .common import (
     ResourceStatus,
     Rule,
 )
-from .notify import DeliveryStatus, NotificationChannel
+from .notify import DeliveryStatus, NotificationChannel, Severity
 
 __all__ = [
+    "ALERT_NAMES",
+    "AlertName",
+    "AlertOverride",
     "AlertRecord",
+    "AlertingSpec",
+    "DashboardSpec",
     "BaselineSpec",
     "DegradationSpec",
     "DegradationStatus",
@@ -238,6 +243,78 @@ class DegradationSpec(ApiModel):
     threshold: float = Field(default=0.05, gt=0, description="Page-Hinkley alarm threshold.")
 
 
+#: The alerts a monitor's rules may hold; their expressions, defaults and severities are one
+#: table in the reconcile layer (reconcile/monitor/alerts.py), documented in the README.
+AlertName = Literal[
+    "ModelUnhealthy",
+    "ModelAccuracyLow",
+    "ModelErrorRateHigh",
+    "ModelLatencyHigh",
+    "ModelTrafficAbsent",
+    "ModelFeatureDrift",
+    "ModelLabelDrift",
+    "ModelConceptDrift",
+    "ModelMonitorStale",
+    "ModelMonitorFailing",
+]
+ALERT_NAMES: tuple[AlertName, ...] = get_args(AlertName)
+
+_RuleLabelKey = Annotated[str, Field(max_length=63, pattern=r"^([a-z0-9.-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")]
+
+
+class AlertOverride(ApiModel):
+    """Changes to one generated alert."""
+
+    enabled: bool = Field(default=True, description="Generate this alert. Default true.")
+    threshold: float | None = Field(
+        default=None, description="The alert's limit; default the spec's own threshold, else the monitoring guide's."
+    )
+    hold: Duration | None = Field(
+        default=None, alias="for", description="How long the expression must hold before the alert fires (its `for:`)."
+    )
+    severity: Severity | None = Field(default=None, description="The alert's severity label; default from the table.")
+
+
+class AlertingSpec(ApiModel):
+    """Prometheus alert rules generated from this monitor."""
+
+    prometheus_rule: bool = Field(
+        default=True,
+        description="Own a PrometheusRule (monitoring.coreos.com/v1) with the rules, where its CRD is installed. Default true.",
+    )
+    rule_labels: dict[_RuleLabelKey, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Labels on the PrometheusRule, added to the operator's, so a Prometheus ruleSelector matches it.",
+    )
+    runbook_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s]+$",
+        description="Base of the runbook_url annotation; the alert's name is appended as an anchor.",
+    )
+    min_requests: int = Field(
+        default=100,
+        ge=1,
+        description="Requests in the performance window below which latency and error alerts stay silent. Default 100.",
+    )
+    alerts: dict[AlertName, AlertOverride] = Field(
+        default_factory=dict, max_length=len(ALERT_NAMES), description="Per-alert changes, by alert name."
+    )
+
+
+class DashboardSpec(ApiModel):
+    """Grafana dashboards generated from this monitor."""
+
+    config_map: bool = Field(
+        default=False, description="Own a ConfigMap labelled grafana_dashboard=1 (the Grafana sidecar convention)."
+    )
+    grafana_operator: bool = Field(default=False, description="Own a GrafanaDashboard (grafana.integreatly.org/v1beta1).")
+    instance_selector: dict[_RuleLabelKey, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict, max_length=16, description="Labels of the Grafana instances a GrafanaDashboard is for."
+    )
+
+
 class ModelMonitorSpec(ApiModel):
     """What to monitor about one served model."""
 
@@ -252,6 +329,8 @@ class ModelMonitorSpec(ApiModel):
     drift: DriftSpec = Field(default_factory=DriftSpec)
     label_drift: LabelDriftSpec = Field(default_factory=LabelDriftSpec)
     degradation: DegradationSpec = Field(default_factory=DegradationSpec)
+    alerting: AlertingSpec = Field(default_factory=AlertingSpec)
+    dashboard: DashboardSpec = Field(default_factory=DashboardSpec)
 
     notifications: list[NotificationChannel] = Field(
         default_factory=list, max_length=8, description="Channels this resource's news is sent to."
@@ -379,7 +458,7 @@ class AlertRecord(ApiModel):
 
     time: datetime = Field(description="When the condition changed.")
     type: str = Field(description="The condition type.")
-    severity: Literal["info", "warning", "critical"] = Field(description="How urgent the condition is.")
+    severity: Severity = Field(description="How urgent the condition is.")
     state: Literal["active", "resolved"] = Field(description="active when it turned bad, resolved when it recovered.")
     message: str = Field(default="", description="The condition's message at the time.")
 

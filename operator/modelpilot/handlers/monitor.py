@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -12,29 +13,45 @@ from modelpilot.api import GROUP, MODEL_MONITOR, VERSION
 from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus
 from modelpilot.reconcile import MonitorRef
 from modelpilot.reconcile.monitor import (
+    HASH_ANNOTATION,
+    PROMETHEUS_RULE,
     MonitorDecision,
     MonitorObservations,
+    OwnedAction,
+    RuleDefaults,
     decide_monitor,
     is_due,
+    owned_to_observe,
 )
 from modelpilot.sources.kubernetes import KubernetesReader
 from modelpilot.sources.monitor import observe_monitor
+from modelpilot.sources.owned import apply_owned, observe_owned, rule_audience
 
 from .metrics import MONITORS
 from .scheduler import schedule
-from .tick import TickSteps, no_actions
+from .tick import TickSteps
 
-__all__ = ["MONITOR_TICK", "TICK_SECONDS"]
+__all__ = ["MONITOR_TICK", "TICK_SECONDS", "set_rule_defaults"]
 
 # How often each monitor is asked whether it is due; its own interval and backoff live in status.
 TICK_SECONDS = 5.0
 KUBE = KubernetesReader()
+# What `modelpilot run --rule-label/--runbook-url` adds to every monitor's alert rules.
+_RULE_DEFAULTS = [RuleDefaults(rule_labels={})]
+
+
+def set_rule_defaults(defaults: RuleDefaults) -> None:
+    _RULE_DEFAULTS[0] = defaults
 
 
 async def _observe(
     spec: ModelMonitorSpec, status: ModelMonitorStatus, ref: MonitorRef, annotations: Mapping[str, str], now: datetime
 ) -> MonitorObservations:
-    return await observe_monitor(spec, namespace=ref.namespace, at=now, kube=KUBE)
+    obs = await observe_monitor(spec, namespace=ref.namespace, at=now, kube=KUBE)
+    kinds = owned_to_observe(spec, status, ref.name)
+    owned = await observe_owned(ref.namespace, kinds, HASH_ANNOTATION)
+    audience = await rule_audience(ref.namespace) if PROMETHEUS_RULE in owned and spec.alerting.prometheus_rule else None
+    return replace(obs, owned=owned, audience=audience)
 
 
 def _decide(
@@ -47,8 +64,11 @@ def _decide(
     generation: int | None,
     now: datetime,
 ) -> MonitorDecision:
-    # A monitor's decision needs no identity: its only effects are status, Events and gauges.
-    return decide_monitor(spec, status, obs, generation=generation, now=now)
+    return decide_monitor(spec, status, obs, generation=generation, now=now, owner=ref, rule_defaults=_RULE_DEFAULTS[0])
+
+
+async def _apply(spec: ModelMonitorSpec, ref: MonitorRef, actions: Sequence[OwnedAction]) -> list[str]:
+    return await apply_owned(ref.namespace, actions)
 
 
 def _publish(ref: MonitorRef, spec: ModelMonitorSpec, status: ModelMonitorStatus) -> None:
@@ -56,7 +76,7 @@ def _publish(ref: MonitorRef, spec: ModelMonitorSpec, status: ModelMonitorStatus
 
 
 MONITOR_TICK = TickSteps(
-    kind=MODEL_MONITOR, ref=MonitorRef, observe=_observe, decide=_decide, apply=no_actions, due=is_due, publish=_publish
+    kind=MODEL_MONITOR, ref=MonitorRef, observe=_observe, decide=_decide, apply=_apply, due=is_due, publish=_publish
 )
 
 

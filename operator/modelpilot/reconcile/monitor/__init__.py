@@ -2,16 +2,23 @@
 alerts; ``decide`` puts them together."""
 
 from .alerts import PROBLEMS
-from .decide import CONDITION_TYPES, MonitorDecision, decide_monitor, is_due
+from .decide import CONDITION_TYPES, MonitorDecision, decide_monitor, is_due, owned_to_observe
 from .observations import DeploymentState, MonitorObservations, query_plan
+from .owned import HASH_ANNOTATION, PROMETHEUS_RULE, OwnedAction
+from .rules import RuleDefaults
 
 __all__ = [
     "CONDITION_TYPES",
+    "HASH_ANNOTATION",
+    "PROMETHEUS_RULE",
+    "OwnedAction",
+    "RuleDefaults",
     "PROBLEMS",
     "DeploymentState",
     "MonitorDecision",
     "MonitorObservations",
     "decide_monitor",
     "is_due",
+    "owned_to_observe",
     "query_plan",
 ]

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelpilot.api import MODEL_MONITOR, parse_duration
-from modelpilot.api.monitor import ModelMonitorSpec
+from modelpilot.api.monitor import AlertName, ModelMonitorSpec
 
 from ..promql import PRESETS, escape_label_value, render
+from .alerts import ALERTS
 from .grafana import (
     GRID_WIDTH,
     Annotation,
@@ -39,9 +40,9 @@ from .grafana import (
     TimeRange,
     Transformation,
 )
+from .rules import threshold
 
 __all__ = [
-    "GUIDE_DEFAULTS",
     "SIDECAR_LABEL",
     "Limits",
     "dashboard_configmap",
@@ -71,20 +72,30 @@ class Limits:
     psi_bands: tuple[float, float]
 
 
-#: The monitoring guide's alert thresholds, for what a spec leaves unset.
-GUIDE_DEFAULTS = Limits(accuracy=0.95, f1=None, latency_p99=0.1, latency_p95=None, error_rate=0.01, psi_bands=(0.1, 0.25))
-
-
 def limits(spec: ModelMonitorSpec) -> Limits:
+    """The alert rules' thresholds (the spec's, else the monitoring guide's): the lines agree with the alerts."""
     low, high = spec.drift.psi_bands
     return Limits(
-        accuracy=spec.quality.accuracy if spec.quality.accuracy is not None else GUIDE_DEFAULTS.accuracy,
+        accuracy=_limit(spec, "ModelAccuracyLow"),
         f1=spec.quality.f1,
-        latency_p99=spec.performance.latency_p99 if spec.performance.latency_p99 is not None else GUIDE_DEFAULTS.latency_p99,
+        latency_p99=_limit(spec, "ModelLatencyHigh"),
         latency_p95=spec.performance.latency_p95,
-        error_rate=spec.performance.error_rate if spec.performance.error_rate is not None else GUIDE_DEFAULTS.error_rate,
-        psi_bands=(low, high),
+        error_rate=_limit(spec, "ModelErrorRateHigh"),
+        psi_bands=(low, _limit(spec, "ModelFeatureDrift")),
     )
+
+
+def _limit(spec: ModelMonitorSpec, alert: AlertName) -> float:
+    value = threshold(spec, alert)
+    assert value is not None  # these alerts have a default in the table
+    return value
+
+
+def _guide(alert: AlertName) -> float:
+    """The monitoring guide's threshold of an alert, for the fleet (no one spec to read)."""
+    value = ALERTS[alert].threshold
+    assert value is not None
+    return value
 
 
 # -- PromQL --------------------------------------------------------------------------------------
@@ -522,7 +533,7 @@ def _fleet_dashboard() -> Dashboard:
                 _Query(f"count by ({per_monitor}) ({alerts}) or 0 * {gauge(evaluated)}"),
                 _Query(f"time() - {gauge(evaluated)}"),
             ],
-            description=f"Accuracy below {GUIDE_DEFAULTS.accuracy:g} is the monitoring guide's alert threshold; "
+            description=f"Accuracy below {_guide('ModelAccuracyLow'):g} is the monitoring guide's alert threshold; "
             "each monitor's own dashboard draws its spec's.",
             defaults=FieldDefaults(decimals=3),
             transformations=_table(
@@ -533,7 +544,7 @@ def _fleet_dashboard() -> Dashboard:
         ),
         _Draft(
             "timeseries", "Accuracy", 12, queries=[_Query(gauge("modelpilot_model_accuracy"), "{{namespace}}/{{monitor}}")],
-            defaults=_series("percentunit", _steps("red", ("green", GUIDE_DEFAULTS.accuracy)), high=1),
+            defaults=_series("percentunit", _steps("red", ("green", _guide('ModelAccuracyLow'))), high=1),
         ),
         _Draft(
             "timeseries", "Drifted features", 12, queries=[_Query(drifted, "{{namespace}}/{{monitor}}")],
@@ -542,12 +553,12 @@ def _fleet_dashboard() -> Dashboard:
         _Draft(
             "timeseries", "Latency p99", 12,
             queries=[_Query(gauge("modelpilot_model_latency_p99_seconds"), "{{namespace}}/{{monitor}}")],
-            defaults=_series("s", _steps("green", ("red", GUIDE_DEFAULTS.latency_p99)), low=0),
+            defaults=_series("s", _steps("green", ("red", _guide('ModelLatencyHigh'))), low=0),
         ),
         _Draft(
             "timeseries", "Error rate", 12,
             queries=[_Query(gauge("modelpilot_model_error_rate"), "{{namespace}}/{{monitor}}")],
-            defaults=_series("percentunit", _steps("green", ("red", GUIDE_DEFAULTS.error_rate)), low=0),
+            defaults=_series("percentunit", _steps("green", ("red", _guide('ModelErrorRateHigh'))), low=0),
         ),
     ]  # fmt: skip
     namespaces = f'label_values(modelpilot_resource_condition{{kind="{MODEL_MONITOR.kind}"}}, namespace)'

@@ -7,8 +7,10 @@ and the Events to post. A check whose queries failed keeps its last good result 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from modelpilot.analysis import rank_by_effect
 from modelpilot.api import parse_duration
@@ -16,14 +18,26 @@ from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus, Monitor
 
 from ..conditions import set_condition
 from ..decision import Decision, backoff
+from ..owners import MonitorRef
 from .alerts import alert_history, transition_events
+from .dashboard import dashboard_configmap, dashboard_name, grafana_dashboard_body
 from .drift import assess_data_drift, assess_label_drift
 from .observations import MonitorObservations, checked
+from .owned import (
+    CONFIG_MAP,
+    GRAFANA_DASHBOARD,
+    PROMETHEUS_RULE,
+    OwnedAction,
+    OwnedKind,
+    owned_verdicts,
+    with_owner_and_hash,
+)
 from .performance import assess_performance, health_verdict
 from .quality import assess_degradation, assess_quality, degradation_verdict
+from .rules import NO_RULE_DEFAULTS, RuleDefaults, prometheus_rule, prometheus_rule_name
 from .verdict import Verdict
 
-__all__ = ["CONDITION_TYPES", "MonitorDecision", "decide_monitor", "is_due"]
+__all__ = ["CONDITION_TYPES", "MonitorDecision", "decide_monitor", "is_due", "owned_to_observe"]
 
 CONDITION_TYPES = (
     "Ready",
@@ -37,8 +51,8 @@ CONDITION_TYPES = (
 )
 FIRST_RETRY = timedelta(seconds=15)
 
-#: A monitor's decision has no actions: its effects are the status, Events and gauges.
-MonitorDecision = Decision[ModelMonitorStatus, None]
+#: A monitor's actions write the objects it owns; its other effects are status, Events and gauges.
+MonitorDecision = Decision[ModelMonitorStatus, OwnedAction]
 
 
 def is_due(status: ModelMonitorStatus, generation: int | None, now: datetime) -> bool:
@@ -64,12 +78,16 @@ def decide_monitor(
     *,
     generation: int | None,
     now: datetime,
+    owner: MonitorRef | None = None,
+    rule_defaults: RuleDefaults = NO_RULE_DEFAULTS,
 ) -> MonitorDecision:
-    """The new status of a monitor and the Events its changes deserve."""
+    """The new status of a monitor, the Events its changes deserve, and the writes of the objects
+    it owns (none without an ``owner``: a one-shot check owns nothing)."""
     obs = checked(obs)
+    owned = _Owned(owner, rule_defaults)
     if obs.blocked_reason is not None:
         verdicts = {**_blocked(obs, previous), "Healthy": health_verdict(obs)}
-        return _finish(spec, obs, previous, verdicts, {}, generation=generation, now=now, ok=False)
+        return _finish(spec, obs, previous, verdicts, {}, owned, generation=generation, now=now, ok=False)
 
     performance, latency, errors = assess_performance(spec, obs, previous)
     label_drift, predicted_share, label = assess_label_drift(spec, obs, previous)
@@ -121,7 +139,57 @@ def decide_monitor(
         "degradation": degradation,
         "queries": obs.query_count,
     }
-    return _finish(spec, obs, previous, verdicts, sections, generation=generation, now=now, ok=not failures)
+    return _finish(spec, obs, previous, verdicts, sections, owned, generation=generation, now=now, ok=not failures)
+
+
+@dataclass(frozen=True)
+class _Owned:
+    owner: MonitorRef | None
+    rule_defaults: RuleDefaults
+
+    def wanted(self, spec: ModelMonitorSpec, version: str | None) -> dict[OwnedKind, Mapping[str, Any]]:
+        """The bodies of the objects the spec asks the monitor to own."""
+        if self.owner is None:
+            return {}
+        ns, name = self.owner.namespace, self.owner.name
+        wanted: dict[OwnedKind, Mapping[str, Any]] = {}
+        kinds = _wanted_kinds(spec)
+        if PROMETHEUS_RULE in kinds:
+            rule = prometheus_rule(spec, namespace=ns, monitor=name, version=version, defaults=self.rule_defaults)
+            wanted[PROMETHEUS_RULE] = with_owner_and_hash(rule, self.owner)
+        if CONFIG_MAP in kinds:
+            wanted[CONFIG_MAP] = with_owner_and_hash(dashboard_configmap(spec, ns, name), self.owner)
+        if GRAFANA_DASHBOARD in kinds:
+            body = grafana_dashboard_body(spec, ns, name, spec.dashboard.instance_selector)
+            wanted[GRAFANA_DASHBOARD] = with_owner_and_hash(body, self.owner)
+        return wanted
+
+
+# The name of each kind of object a monitor owns, from the monitor's name.
+_OWNED_NAMES: dict[OwnedKind, Callable[[str], str]] = {
+    PROMETHEUS_RULE: prometheus_rule_name,
+    CONFIG_MAP: dashboard_name,
+    GRAFANA_DASHBOARD: dashboard_name,
+}
+
+
+def _wanted_kinds(spec: ModelMonitorSpec) -> set[OwnedKind]:
+    asked = {
+        PROMETHEUS_RULE: spec.alerting.prometheus_rule,
+        CONFIG_MAP: spec.dashboard.config_map,
+        GRAFANA_DASHBOARD: spec.dashboard.grafana_operator,
+    }
+    return {kind for kind, wanted in asked.items() if wanted}
+
+
+def owned_to_observe(spec: ModelMonitorSpec, status: ModelMonitorStatus, monitor: str) -> list[tuple[OwnedKind, str]]:
+    """The objects an evaluation reads: those the spec wants, and those it owned before (to delete)."""
+    wanted, reported = _wanted_kinds(spec), {c.type for c in status.conditions}
+    return [(kind, name(monitor)) for kind, name in _OWNED_NAMES.items() if kind in wanted or kind.condition in reported]
+
+
+def _owned_names(monitor: str) -> Callable[[OwnedKind], str]:
+    return lambda kind: _OWNED_NAMES[kind](monitor)
 
 
 def _finish(
@@ -130,6 +198,7 @@ def _finish(
     previous: ModelMonitorStatus,
     verdicts: Mapping[str, Verdict],
     sections: Mapping[str, object],
+    owned: _Owned,
     *,
     generation: int | None,
     now: datetime,
@@ -139,6 +208,25 @@ def _finish(
     for type_ in CONDITION_TYPES:
         v = verdicts[type_]
         conditions = set_condition(conditions, type_, v.status, v.reason, v.message, now=now, generation=generation)
+    actions: list[OwnedAction] = []
+    if owned.owner is not None:
+        # A version not read this time keeps the rules' version label: no rewrite for a passing failure.
+        version = obs.version or (previous.summary.version if previous.summary else None)
+        owned_conditions, actions = owned_verdicts(
+            spec,
+            owned.wanted(spec, version),
+            obs.owned,
+            obs.audience,
+            namespace=owned.owner.namespace,
+            names=_owned_names(owned.owner.name),
+        )
+        for type_, verdict in owned_conditions.items():
+            if verdict is None:
+                conditions = [c for c in conditions if c.type != type_]
+            else:
+                conditions = set_condition(
+                    conditions, type_, verdict.status, verdict.reason, verdict.message, now=now, generation=generation
+                )
     consecutive = 0 if ok else previous.consecutive_failures + 1
     interval = parse_duration(spec.interval)
     # Failures retry sooner than the interval, backing off: 15s, 30s, 1m, ... up to the interval.
@@ -156,7 +244,7 @@ def _finish(
         }
     )
     readable = ModelMonitorStatus.model_validate(_rounded(status.model_dump()))
-    return Decision(status=readable, events=transition_events(previous.conditions, conditions))
+    return Decision(status=readable, actions=actions, events=transition_events(previous.conditions, conditions))
 
 
 def _rounded(value: object) -> object:

@@ -16,6 +16,7 @@ from modelpilot.api.profile import ReferenceProfile
 
 from ..promql import PRESETS, render
 from ..queries import PlannedQuery, QueryFailed, QueryOutcome, usable_count
+from .owned import OwnedKind, OwnedView, RuleAudience
 
 __all__ = ["DeploymentState", "MonitorObservations", "checked", "query_plan"]
 
@@ -43,6 +44,10 @@ class MonitorObservations:
     # Set when the evaluation could not query at all (version, profile or credentials missing).
     blocked_reason: str | None = None
     blocked_message: str | None = None
+    # The objects the monitor owns (PrometheusRule, dashboards) as the cluster holds them, and
+    # the Prometheus objects that might load its rules.
+    owned: Mapping[OwnedKind, OwnedView] = field(default_factory=dict)
+    audience: RuleAudience | None = None
 
     @property
     def query_count(self) -> int:

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from modelpilot.api import MODEL_MONITOR, load_spec
 from modelpilot.api.monitor import ModelMonitorSpec
 from modelpilot.handlers.metrics import MonitorResults, ResourceStates
+from modelpilot.reconcile.monitor.alerts import ALERTS
 from modelpilot.reconcile.monitor.dashboard import (
-    GUIDE_DEFAULTS,
     dashboard_configmap,
     dashboard_name,
     fleet_configmap,
@@ -226,8 +226,9 @@ def test_thresholds_are_the_specs() -> None:
 
 def test_thresholds_the_spec_leaves_unset_are_the_guides() -> None:
     dashboard = ALL["defaults"]
-    assert (GUIDE_DEFAULTS.accuracy, GUIDE_DEFAULTS.latency_p99, GUIDE_DEFAULTS.error_rate) == (0.95, 0.1, 0.01)
-    assert GUIDE_DEFAULTS.psi_bands[1] == 0.25
+    guide = {name: ALERTS[name].threshold for name in ("ModelAccuracyLow", "ModelLatencyHigh", "ModelErrorRateHigh")}
+    assert guide == {"ModelAccuracyLow": 0.95, "ModelLatencyHigh": 0.1, "ModelErrorRateHigh": 0.01}
+    assert ALERTS["ModelFeatureDrift"].threshold == 0.25
     assert thresholds(panel(dashboard, "Latency")) == [None, 0.1]
     assert thresholds(panel(dashboard, "Error rate")) == [None, 0.01]
     assert thresholds(panel(dashboard, "PSI per feature")) == [None, 0.1, 0.25]
