@@ -21,11 +21,13 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
-# Debian's prometheus package provides prometheus and promtool; tests start their own server.
+# Debian's prometheus package provides prometheus and promtool, prometheus-alertmanager the
+# Alertmanager; tests start their own servers.
 prometheus:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
-	  echo "installing Debian's prometheus package"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	  echo "installing Debian's prometheus and prometheus-alertmanager packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager >/dev/null; }
 
 # Debian's lua5.1 runs the Argo CD health checks in tests (Argo CD's Lua has 5.1 semantics).
 lua:

@@ -104,6 +104,8 @@ class PrometheusServer(ServiceProcess):
         retention: str = "400d",
         lookback_delta: str = "20m",
         start_timeout: float = DEFAULT_START_TIMEOUT,
+        rule_files: Sequence[str | os.PathLike[str]] = (),
+        alertmanagers: Sequence[str] = (),
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.port = port
@@ -118,6 +120,8 @@ class PrometheusServer(ServiceProcess):
         self.backfill_seconds: float = 0.0
         self._jobs = _jobs(scrape_targets)
         self._pending = [Path(p) for p in backfill]
+        self._rule_files = [str(Path(p).resolve()) for p in rule_files]
+        self._alertmanagers = list(alertmanagers)  # host:port of each Alertmanager alerts go to
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -234,6 +238,10 @@ class PrometheusServer(ServiceProcess):
             "scrape_configs": [
                 {"job_name": job, "static_configs": [{"targets": list(targets)}]} for job, targets in self._jobs.items()
             ],
+            "rule_files": self._rule_files,
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": self._alertmanagers}]}]}
+            if self._alertmanagers
+            else {},
         }
         self.workdir.mkdir(parents=True, exist_ok=True)
         # JSON is YAML: no YAML library needed to write the config.

@@ -25,7 +25,7 @@ from .common import (
     SecretKeyReference,
     at_most,
 )
-from .notify import DeliveryStatus, NotificationChannel
+from .notify import UNIQUE_CHANNEL_NAMES, DeliveryStatus, NotificationChannel
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -274,6 +274,7 @@ class CanaryReleaseSpec(ApiModel):
     )
 
     rules: ClassVar[tuple[Rule[CanaryReleaseSpec], ...]] = (
+        UNIQUE_CHANNEL_NAMES,
         Rule(
             # isSorted allows equal neighbours; the list type `set` refuses them.
             "!has(self.stepWeights) || self.stepWeights.isSorted()",

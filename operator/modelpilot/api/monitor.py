@@ -18,7 +18,7 @@ from .common import (
     ResourceStatus,
     Rule,
 )
-from .notify import DeliveryStatus, NotificationChannel, Severity
+from .notify import UNIQUE_CHANNEL_NAMES, DeliveryStatus, NotificationChannel, Severity
 
 __all__ = [
     "ALERT_NAMES",
@@ -32,6 +32,7 @@ __all__ = [
     "DegradationStatus",
     "DriftSpec",
     "FeatureResult",
+    "FiringAlert",
     "LabelDriftSpec",
     "LabelDriftStatus",
     "MetricsSpec",
@@ -337,6 +338,7 @@ class ModelMonitorSpec(ApiModel):
     )
 
     rules: ClassVar[tuple[Rule[ModelMonitorSpec], ...]] = (
+        UNIQUE_CHANNEL_NAMES,
         Rule(
             "has(self.mlflow) || (!(has(self.model.version) && has(self.model.version.mlflow))"
             " && !(has(self.drift) && has(self.drift.baseline) && self.drift.baseline.mlflowProfile))",
@@ -463,6 +465,14 @@ class AlertRecord(ApiModel):
     message: str = Field(default="", description="The condition's message at the time.")
 
 
+class FiringAlert(ApiModel):
+    """An alert of this monitor's rules that Prometheus has firing now."""
+
+    name: str = Field(description="The alert's name.")
+    severity: str = Field(default="", description="Its severity label.")
+    feature: str | None = Field(default=None, description="The feature it is about, for a feature's alert.")
+
+
 class ModelMonitorStatus(ResourceStatus):
     last_evaluation: datetime | None = Field(default=None, description="When the last evaluation ran.")
     last_success: datetime | None = Field(default=None, description="When every query last answered.")
@@ -477,6 +487,11 @@ class ModelMonitorStatus(ResourceStatus):
     degradation: DegradationStatus | None = None
     alerts: list[AlertRecord] = Field(
         default_factory=list, max_length=20, description="Condition changes, newest last, at most 20."
+    )
+    firing_alerts: list[FiringAlert] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Alerts of this monitor firing in Prometheus at the last evaluation (its ALERTS series).",
     )
     notifications: list[DeliveryStatus] = Field(
         default_factory=list, max_length=8, description="How the latest news reached each channel."

@@ -8,13 +8,13 @@ the Secret key, never the value.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from .common import ApiModel, Rule, SecretKeyReference
 
-__all__ = ["SEVERITIES", "DeliveryStatus", "NotificationChannel", "Severity"]
+__all__ = ["SEVERITIES", "UNIQUE_CHANNEL_NAMES", "DeliveryStatus", "NotificationChannel", "Severity"]
 
 Severity = Literal["info", "warning", "critical"]
 #: Severities from the least to the most urgent.
@@ -56,5 +56,14 @@ class DeliveryStatus(ApiModel):
     last_attempt: datetime | None = Field(default=None, description="When a delivery was last tried.")
     last_delivered: datetime | None = Field(default=None, description="When a message last reached the channel.")
     attempts: int = Field(default=0, ge=0, description="Tries of the current message.")
-    suppressed: int = Field(default=0, ge=0, description="Notices folded into a later message by grouping or the rate limit.")
+    suppressed: int = Field(default=0, ge=0, description="Notices held by the rate limit and folded into a later message.")
     message: str = Field(default="", max_length=1024, description="Why the last attempt failed, without secrets.")
+
+
+#: Channel names are how status tells deliveries apart: a spec's rule on its notifications list.
+UNIQUE_CHANNEL_NAMES: Rule[Any] = Rule(
+    "!has(self.notifications) || self.notifications.all(c, self.notifications.exists_one(d, d.name == c.name))",
+    "notification channel names must be unique",
+    lambda spec: len({c.name for c in spec.notifications}) == len(spec.notifications),
+    ".notifications",
+)

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field
 
 from .common import ApiModel, Duration, LocalObjectReference, MlflowSettings, RegisteredModelName, ResourceStatus, Rule
 from .cron import check_cron
-from .notify import DeliveryStatus, NotificationChannel
+from .notify import UNIQUE_CHANNEL_NAMES, DeliveryStatus, NotificationChannel
 
 __all__ = [
     "DeploymentSpec",
@@ -172,6 +172,7 @@ class RetrainPolicySpec(ApiModel):
     )
 
     rules: ClassVar[tuple[Rule[RetrainPolicySpec], ...]] = (
+        UNIQUE_CHANNEL_NAMES,
         Rule(
             "has(self.monitorRef) || !has(self.triggers) || (!has(self.triggers.performance) && !has(self.triggers.drift))",
             "monitorRef is required by the performance and drift triggers",

@@ -47,7 +47,7 @@ def set_rule_defaults(defaults: RuleDefaults) -> None:
 async def _observe(
     spec: ModelMonitorSpec, status: ModelMonitorStatus, ref: MonitorRef, annotations: Mapping[str, str], now: datetime
 ) -> MonitorObservations:
-    obs = await observe_monitor(spec, namespace=ref.namespace, at=now, kube=KUBE)
+    obs = await observe_monitor(spec, namespace=ref.namespace, at=now, kube=KUBE, monitor=ref.name)
     kinds = owned_to_observe(spec, status, ref.name)
     owned = await observe_owned(ref.namespace, kinds, HASH_ANNOTATION)
     audience = await rule_audience(ref.namespace) if PROMETHEUS_RULE in owned and spec.alerting.prometheus_rule else None

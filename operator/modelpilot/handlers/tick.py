@@ -36,7 +36,7 @@ from modelpilot.sources.pools import KUBERNETES
 from . import notify
 from .metrics import STATES
 
-__all__ = ["Cluster", "KubeCluster", "TickLogger", "TickSteps", "no_actions", "run_tick"]
+__all__ = ["Cluster", "KubeCluster", "TickLogger", "TickSteps", "run_tick"]
 
 log = logging.getLogger(__name__)
 
@@ -182,11 +182,6 @@ def _failed(previous: StatusT, error: Exception, generation: int | None, now: da
     )
     update = {"conditions": conditions, "tick_errors": errors, "retry_after": now + delay, "observed_generation": generation}
     return previous.model_copy(update=update)
-
-
-async def no_actions(spec: Any, ref: OwnerRef, actions: Sequence[Any]) -> list[str]:
-    """``apply`` of a kind whose decisions have no actions."""
-    return []
 
 
 class KubeCluster:

@@ -16,7 +16,8 @@ from modelpilot.api.common import PrometheusEndpoint
 from modelpilot.api.monitor import ModelMonitorSpec
 from modelpilot.api.profile import ReferenceProfile
 from modelpilot.reconcile.monitor import DeploymentState, MonitorObservations, query_plan
-from modelpilot.reconcile.queries import QueryFailed
+from modelpilot.reconcile.monitor.rules import firing_alerts_query
+from modelpilot.reconcile.queries import PlannedQuery, QueryFailed
 
 from .kubernetes import KubeError, KubernetesReader, ObjectMissing
 from .mlflow import RegistryError, registry_for
@@ -36,16 +37,21 @@ async def query_monitor(
     at: datetime,
     deployment: DeploymentState | None = None,
     profile: ReferenceProfile | None = None,
+    monitor: str | None = None,
 ) -> MonitorObservations:
-    """Run the query plan concurrently; never raises for a failing query."""
+    """Run the query plan concurrently; never raises for a failing query. With ``monitor``, also
+    ask which of its alerts fire."""
     current, baseline, series = query_plan(spec, namespace=namespace, version=version, at=at)
     horizon = parse_duration(spec.degradation.horizon)
     step = parse_duration(spec.degradation.step)
+    firing = PlannedQuery("firingAlerts", firing_alerts_query(namespace, monitor), at) if monitor else None
     answers = await asyncio.gather(
         *(instant_outcome(client, q) for q in current),
         *(instant_outcome(client, q) for q in baseline),
         *([range_outcome(client, series, horizon, step)] if series else []),
+        *([instant_outcome(client, firing)] if firing else []),
     )
+    firing_answer = answers.pop() if firing else None
     current_answers = dict(zip((q.name for q in current), answers[: len(current)]))
     baseline_answers = dict(zip((q.name for q in baseline), answers[len(current) : len(current) + len(baseline)]))
     return MonitorObservations(
@@ -54,6 +60,7 @@ async def query_monitor(
         current=current_answers,
         baseline=baseline_answers,
         quality_series=answers[-1] if series else None,
+        firing=firing_answer,
         deployment=deployment,
         profile=profile,
     )
@@ -148,7 +155,7 @@ async def prometheus_client(endpoint: PrometheusEndpoint, namespace: str, kube: 
 
 
 async def observe_monitor(
-    spec: ModelMonitorSpec, *, namespace: str, at: datetime, kube: KubernetesReader | None
+    spec: ModelMonitorSpec, *, namespace: str, at: datetime, kube: KubernetesReader | None, monitor: str | None = None
 ) -> MonitorObservations:
     """Everything one evaluation needs; failures are recorded in the result, never raised."""
     (version, profile, blocked), deployment = await asyncio.gather(
@@ -165,7 +172,7 @@ async def observe_monitor(
         )
     try:
         return await query_monitor(
-            spec, client, namespace=namespace, version=version, at=at, deployment=deployment, profile=profile
+            spec, client, namespace=namespace, version=version, at=at, deployment=deployment, profile=profile, monitor=monitor
         )
     finally:
         client.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelpilot.analysis import rank_by_effect
 from modelpilot.api import parse_duration
-from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus, MonitorSummary
+from modelpilot.api.monitor import FiringAlert, ModelMonitorSpec, ModelMonitorStatus, MonitorSummary
 
 from ..conditions import set_condition
 from ..decision import Decision, backoff
@@ -241,10 +241,25 @@ def _finish(
             "next_evaluation": now + delay,
             "consecutive_failures": consecutive,
             "alerts": alert_history(previous.conditions, conditions, previous.alerts, now),
+            "firing_alerts": _firing(obs, previous),
         }
     )
     readable = ModelMonitorStatus.model_validate(_rounded(status.model_dump()))
     return Decision(status=readable, actions=actions, events=transition_events(previous.conditions, conditions))
+
+
+def _firing(obs: MonitorObservations, previous: ModelMonitorStatus) -> list[FiringAlert]:
+    """The firing alerts Prometheus reported; the last known ones when it could not say."""
+    if obs.firing is None or not obs.firing.ok:
+        return list(previous.firing_alerts)
+    alerts = {
+        (s.labels.get("alertname", ""), s.labels.get("severity", ""), s.labels.get("feature"))
+        for s in obs.firing.samples
+        if s.labels.get("alertname")
+    }
+    return [FiringAlert(name=name, severity=severity, feature=feature) for name, severity, feature in sorted(alerts, key=str)][
+        :50
+    ]
 
 
 def _rounded(value: object) -> object:

@@ -39,6 +39,8 @@ class MonitorObservations:
     current: Mapping[str, QueryOutcome] = field(default_factory=dict)
     baseline: Mapping[str, QueryOutcome] = field(default_factory=dict)
     quality_series: QueryOutcome | None = None
+    # This monitor's alerts firing in Prometheus (ALERTS); None when not asked.
+    firing: QueryOutcome | None = None
     deployment: DeploymentState | None = None
     profile: ReferenceProfile | None = None
     # Set when the evaluation could not query at all (version, profile or credentials missing).
@@ -51,7 +53,7 @@ class MonitorObservations:
 
     @property
     def query_count(self) -> int:
-        return len(self.current) + len(self.baseline) + (self.quality_series is not None)
+        return len(self.current) + len(self.baseline) + (self.quality_series is not None) + (self.firing is not None)
 
 
 def _baseline_end_and_window(spec: ModelMonitorSpec, at: datetime) -> tuple[datetime, timedelta] | None:

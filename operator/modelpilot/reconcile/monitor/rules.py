@@ -27,6 +27,7 @@ __all__ = [
     "OPERATOR_RULES",
     "RuleDefaults",
     "alert_rules",
+    "firing_alerts_query",
     "prometheus_rule",
     "prometheus_rule_name",
     "rule_groups",
@@ -196,6 +197,11 @@ def alert_rules(spec: ModelMonitorSpec, *, namespace: str, monitor: str, version
         severity = override.severity if override is not None and override.severity else kind.severity
         rules.append(AlertRule(name, expr, hold, severity, limit, kind))
     return rules
+
+
+def firing_alerts_query(namespace: str, monitor: str) -> str:
+    """The alerts of a monitor's rules that Prometheus has firing (its ALERTS series)."""
+    return f'ALERTS{{alertstate="firing",{_labels(namespace=namespace, monitor=monitor)}}}'
 
 
 def _rule(
