@@ -47,6 +47,10 @@ DOCUMENTED = {
     "secrets": {"get"},
     "httproutes.gateway.networking.k8s.io": {"get", "patch"},
     "virtualservices.networking.istio.io": {"get", "patch"},
+    "prometheusrules.monitoring.coreos.com": {"get", "patch", "delete"},
+    "configmaps": {"get", "patch", "delete"},
+    "grafanadashboards.grafana.integreatly.org": {"get", "patch", "delete"},
+    "prometheuses.monitoring.coreos.com": {"list"},
 }
 RIGHT = re.compile(r"^(\S+)\s+\[[^\]]*\]\s+\[[^\]]*\]\s+\[([^\]]*)\]\s*$")
 
