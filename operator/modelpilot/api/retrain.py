@@ -35,13 +35,36 @@ TriggerType = Literal["performance", "drift", "schedule", "manual"]
 
 
 class PerformanceTrigger(ApiModel):
-    """Retrain when the monitored quality falls below a threshold."""
+    """Retrain when the monitored quality falls below a threshold: one metric (metric and
+    threshold), or several (thresholds) of which any or all must be below."""
 
     metric: QualityMetric = Field(
         default="accuracy", description="The monitor's quality metric (precision, recall, f1: macro). Default accuracy."
     )
-    threshold: float = Field(ge=0, le=1, description="Retrain when the monitor's metric stays below this.")
+    threshold: float | None = Field(default=None, ge=0, le=1, description="Retrain when the monitor's metric stays below this.")
+    thresholds: dict[QualityMetric, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        max_length=4,
+        description="Several metrics, each with its threshold (instead of metric and threshold).",
+    )
+    combine: Literal["any", "all"] = Field(
+        default="any", description="With thresholds: fire when any metric is below its threshold, or only when all are."
+    )
     sustained_evaluations: int = Field(default=1, ge=1, description="Consecutive evaluations below threshold.")
+
+    rules: ClassVar[tuple[Rule[PerformanceTrigger], ...]] = (
+        Rule(
+            "has(self.threshold) != (has(self.thresholds) && size(self.thresholds) > 0)",
+            "set either threshold (with metric) or thresholds",
+            lambda trigger: (trigger.threshold is None) == bool(trigger.thresholds),
+        ),
+    )
+
+    def limits(self) -> dict[str, float]:
+        """Each watched metric and the threshold it must stay above."""
+        if self.threshold is not None:
+            return {self.metric: self.threshold}
+        return {str(metric): limit for metric, limit in self.thresholds.items()}
 
 
 class DriftTrigger(ApiModel):

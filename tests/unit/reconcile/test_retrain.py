@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from modelpilot.api import RETRAIN_POLICY, load_spec
+import pytest
+
+from modelpilot.api import RETRAIN_POLICY, SpecError, load_spec
 from modelpilot.api.retrain import RetrainPolicyStatus
 from modelpilot.reconcile import PolicyRef, find_condition
 from modelpilot.reconcile.retrain import (
@@ -80,6 +82,52 @@ def test_performance_trigger_fires_once_per_excursion() -> None:
     # The same evaluation seen twice does not count twice.
     again = tick(s, status, RetrainObservations(monitor=monitor(4, 0.8), job=JobView("x", "Active")), 6)
     assert again.status.triggers.performance_streak == status.triggers.performance_streak
+
+
+def fired_at(s, qualities: list[dict[str, float]]) -> list[int]:
+    """The evaluations (0-based) at which a run started, one quality reading per evaluation."""
+    status, started = RetrainPolicyStatus(), []
+    for minute, quality in enumerate(qualities):
+        view = MonitorView(last_evaluation=T0 + timedelta(minutes=minute), quality=quality, feature_psi={})
+        decision = tick(s, status, RetrainObservations(monitor=view), minute)
+        if decision.status.runs > status.runs:
+            started.append(minute)
+        status = decision.status.model_copy(update={"phase": "Idle", "current_run": None})  # the run ended
+    return started
+
+
+@pytest.mark.parametrize(
+    ("combine", "expected"),
+    [
+        # accuracy dips alone at 1; both at 3 and 4 (one excursion for "all"); f1 alone at 6.
+        ("any", [1]),
+        ("all", [3]),
+    ],
+)
+def test_several_metrics_fire_on_any_or_only_on_all(combine: str, expected: list[int]) -> None:
+    trigger = {"thresholds": {"accuracy": 0.9, "f1": 0.8}, "combine": combine}
+    s = spec(triggers={"performance": trigger}, cooldown="1s")
+    readings = [
+        {"accuracy": 0.95, "f1": 0.85},
+        {"accuracy": 0.85, "f1": 0.85},
+        {"accuracy": 0.95, "f1": 0.85} if combine == "all" else {"accuracy": 0.85, "f1": 0.85},
+        {"accuracy": 0.85, "f1": 0.7},
+        {"accuracy": 0.8, "f1": 0.7},
+    ]
+    assert fired_at(s, readings) == expected
+
+
+def test_a_metric_the_monitor_has_not_measured_neither_fires_nor_rearms() -> None:
+    s = spec(triggers={"performance": {"thresholds": {"accuracy": 0.9, "f1": 0.8}, "combine": "all"}}, cooldown="1s")
+    # f1 unknown: "all" cannot be known to hold, and nothing re-arms the trigger either.
+    assert fired_at(s, [{"accuracy": 0.85}, {"accuracy": 0.85, "f1": 0.7}]) == [1]
+
+
+def test_one_threshold_or_several_not_both() -> None:
+    with pytest.raises(SpecError, match="either threshold"):
+        spec(triggers={"performance": {"threshold": 0.9, "thresholds": {"f1": 0.8}}})
+    with pytest.raises(SpecError, match="either threshold"):
+        spec(triggers={"performance": {"metric": "f1"}})
 
 
 def test_job_carries_the_contract_environment() -> None:

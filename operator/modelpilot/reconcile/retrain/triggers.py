@@ -10,7 +10,7 @@ from typing import Literal
 
 from modelpilot.api import parse_duration
 from modelpilot.api.cron import next_cron_time
-from modelpilot.api.retrain import RetrainPolicySpec, TriggerState
+from modelpilot.api.retrain import PerformanceTrigger, RetrainPolicySpec, TriggerState
 
 from .observations import MonitorView, RetrainObservations
 
@@ -42,17 +42,13 @@ def monitor_triggers(
     streak, armed_perf, armed_drift = state.performance_streak, state.performance_armed, state.drift_armed
     performance = spec.triggers.performance
     if performance is not None:
-        value = monitor.quality.get(performance.metric)
-        if value is not None and value < performance.threshold:
+        below = _below(performance, monitor)
+        if below:
             streak += 1
             if armed_perf and streak >= performance.sustained_evaluations:
-                fired.append(
-                    Fired(
-                        "performance",
-                        f"{performance.metric} {value:.4g} < {performance.threshold:g} for {streak} evaluations",
-                    )
-                )
-        elif value is not None:
+                what = ", ".join(f"{m} {v:.4g} < {t:g}" for m, (v, t) in below.items())
+                fired.append(Fired("performance", f"{what} for {streak} evaluations"))
+        elif below is not None:
             streak, armed_perf = 0, True
     drift = spec.triggers.drift
     if drift is not None:
@@ -73,6 +69,23 @@ def monitor_triggers(
         ),
         fired,
     )
+
+
+def _below(trigger: PerformanceTrigger, monitor: MonitorView) -> dict[str, tuple[float, float]] | None:
+    """The metrics below their thresholds (value, threshold) when the trigger's condition holds,
+    {} when it does not, None when the monitor has not measured what it needs."""
+    limits = trigger.limits()
+    values = {m: monitor.quality.get(m) for m in limits}
+    known = {m: v for m, v in values.items() if v is not None}
+    below = {m: (v, limits[m]) for m, v in known.items() if v < limits[m]}
+    if trigger.combine == "all" and len(limits) > 1:
+        if len(below) == len(limits):
+            return below
+        # Not all below: only a metric measured at or above its threshold says so for sure.
+        return {} if len(known) > len(below) else None
+    if below:
+        return below
+    return {} if known else None
 
 
 def disarmed(state: TriggerState, fired: Sequence[Fired]) -> TriggerState:
