@@ -197,7 +197,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
     from modelpilot.api import RETRAIN_POLICY, load_status, now_utc
-    from modelpilot.reconcile.retrain import APPROVE_ANNOTATION, MANUAL_ANNOTATION, history_rows
+    from modelpilot.reconcile.retrain import APPROVE_ANNOTATION, MANUAL_ANNOTATION, ROLLBACK_ANNOTATION, history_rows
     from modelpilot.report import table
     from modelpilot.sources.kubernetes import ObjectMissing, get_resource, patch_resource
 
@@ -216,6 +216,10 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
             print(f"approved version {args.version} of retrainpolicy/{args.name} for deployment")
             return 0
         token = now_utc().isoformat()
+        if args.action == "rollback":
+            patch_resource(plural, args.namespace, args.name, {"metadata": {"annotations": {ROLLBACK_ANNOTATION: token}}})
+            print(f"requested a rollback of retrainpolicy/{args.name} to the version its last promotion replaced ({token})")
+            return 0
         patch_resource(plural, args.namespace, args.name, {"metadata": {"annotations": {MANUAL_ANNOTATION: token}}})
         print(f"requested retraining of retrainpolicy/{args.name} ({token})")
         return 0
@@ -395,11 +399,13 @@ def _parser() -> argparse.ArgumentParser:
 
     retrain = commands.add_parser(
         "retrain",
-        help="request a retraining, approve a candidate, or print the history of a RetrainPolicy",
+        help="request a retraining, approve a candidate, roll back a promotion, or print the history of a RetrainPolicy",
         description="`retrain request NAME` sets the modelpilot.dev/retrain-request annotation (a manual trigger); "
-        "`retrain approve NAME VERSION` approves a gated candidate; `retrain history NAME` prints the history.",
+        "`retrain approve NAME VERSION` approves a gated candidate; `retrain rollback NAME` returns serving to the "
+        "version the policy's last promotion replaced, through a CanaryRelease (as spec.rollback does); "
+        "`retrain history NAME` prints the history.",
     )
-    retrain.add_argument("action", choices=("request", "approve", "history"))
+    retrain.add_argument("action", choices=("request", "approve", "history", "rollback"))
     retrain.add_argument("name", help="the RetrainPolicy")
     retrain.add_argument("version", nargs="?", help="candidate version (approve)")
     retrain.add_argument("-n", "--namespace", default="default")

@@ -292,3 +292,43 @@ def test_restarted_operator_adopts_the_running_job(
     )
     assert jobs(cluster, namespace, "adopt") == ["adopt-1-1"]
     assert done["runs"] == 1 and done["candidateVersion"]
+
+
+def test_a_promoted_version_below_the_rollback_floor_is_rolled_back_through_a_canary(
+    operator: OperatorProcess, drift_prometheus: PrometheusServer, mlflow_server: MlflowServer, namespace: str
+) -> None:
+    cluster = operator.cluster
+    serving_deployment(cluster, namespace)
+    # The monitor measures version 3 at an accuracy of about 0.84 (the drift scenario).
+    apply(cluster, namespace, drift_monitor(drift_prometheus.url, interval="5s"))
+    guarded = policy("guarded", "fraud-guarded", mlflow_server.url, {}, rollback={"below": 0.9, "forEvaluations": 2})
+    apply(cluster, namespace, guarded)
+    wait_for(lambda: status(cluster, namespace, "guarded").get("observedGeneration"), timeout=60, what="the policy seen")
+    # What the policy's own canary writes when it promotes version 3 over version 2.
+    promoted = {"production": {"version": "3", "previous": "2", "since": "2020-01-01T00:00:00Z"}}
+    cluster.kubectl(
+        "patch", "rtp", "guarded", "-n", namespace, "--subresource=status", "--type=merge", "-p", json.dumps({"status": promoted})
+    )
+
+    rolling = wait_for(
+        lambda: (s := status(cluster, namespace, "guarded")).get("production", {}).get("rollbackCanary") and s,
+        timeout=90,
+        what="a rollback",
+    )
+    assert rolling["production"]["rollbackCanary"] == "guarded-rollback-1"
+    assert (
+        "accuracy" in rolling["production"]["rollbackReason"]
+        and "< 0.9 for 2 evaluations" in rolling["production"]["rollbackReason"]
+    )
+    canary = wait_for(
+        lambda: cluster.kubectl("get", "crel", "guarded-rollback-1", "-n", namespace, "-o", "json", check=False).stdout,
+        timeout=30,
+        what="the rollback CanaryRelease",
+    )
+    spec = json.loads(canary)["spec"]
+    assert spec["candidate"]["modelVersion"] == "2" and spec["stepWeights"] == [50, 100]
+    assert spec["target"] == {"deployment": "fraud-detector"}
+    assert json.loads(canary)["metadata"]["ownerReferences"][0]["name"] == "guarded"
+    ready = next(c for c in status(cluster, namespace, "guarded")["conditions"] if c["type"] == "Ready")
+    assert "rolling back to version 2" in ready["message"]
+    assert "RollbackStarted" in [e["reason"] for e in cluster.events(namespace, "guarded")]

@@ -19,6 +19,8 @@ __all__ = [
     "ManualTrigger",
     "MetricComparison",
     "PerformanceTrigger",
+    "ProductionState",
+    "RollbackGuard",
     "RetrainPolicySpec",
     "RetrainPolicyStatus",
     "RetrainRecord",
@@ -175,6 +177,15 @@ class DeploymentSpec(ApiModel):
     canary_template: dict[str, Any] = Field(default_factory=dict, description="CanaryRelease spec fields for the hand-off.")
 
 
+class RollbackGuard(ApiModel):
+    """Return serving to the previous champion when a version this policy promoted falls below a
+    quality floor in production."""
+
+    metric: QualityMetric = Field(default="accuracy", description="The monitor's quality metric watched. Default accuracy.")
+    below: float = Field(ge=0, le=1, description="Roll back when the promoted version's metric stays below this.")
+    for_evaluations: int = Field(default=3, ge=1, le=100, description="Consecutive monitor evaluations below. Default 3.")
+
+
 class RetrainPolicySpec(ApiModel):
     """When and how to retrain a model, and what to do with the candidate."""
 
@@ -189,6 +200,11 @@ class RetrainPolicySpec(ApiModel):
     training: TrainingSpec
     gate: GateSpec = Field(default_factory=GateSpec)
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
+    rollback: RollbackGuard | None = Field(
+        default=None,
+        description="After a promotion, return to the previous champion through a CanaryRelease when the promoted "
+        "version's quality stays below a floor (needs monitorRef).",
+    )
 
     notifications: list[NotificationChannel] = Field(
         default_factory=list, max_length=8, description="Channels this resource's news is sent to."
@@ -200,6 +216,12 @@ class RetrainPolicySpec(ApiModel):
             "has(self.monitorRef) || !has(self.triggers) || (!has(self.triggers.performance) && !has(self.triggers.drift))",
             "monitorRef is required by the performance and drift triggers",
             lambda spec: spec.monitor_ref is not None or (spec.triggers.performance is None and spec.triggers.drift is None),
+            ".monitorRef",
+        ),
+        Rule(
+            "has(self.monitorRef) || !has(self.rollback)",
+            "monitorRef is required by rollback",
+            lambda spec: spec.monitor_ref is not None or spec.rollback is None,
             ".monitorRef",
         ),
     )
@@ -249,6 +271,23 @@ class RetrainRecord(ApiModel):
 RetrainPhase = Literal["Idle", "Training", "Registering", "AwaitingApproval", "Deploying"]
 
 
+class ProductionState(ApiModel):
+    """The version this policy last put in production, watched by spec.rollback."""
+
+    version: str = Field(description="The version serving since the last promotion (or rollback).")
+    previous: str | None = Field(default=None, description="The champion it replaced: where a rollback returns.")
+    since: datetime = Field(description="When it was promoted.")
+    last_monitor_evaluation: datetime | None = Field(default=None, description="The monitor evaluation last counted.")
+    streak: int = Field(default=0, ge=0, description="Evaluations in a row below spec.rollback.below.")
+    armed: bool = Field(default=True, description="A rollback may start; false after one, until quality recovers.")
+    rollback_canary: str | None = Field(default=None, description="The CanaryRelease returning to the previous version.")
+    rollback_reason: str | None = Field(default=None, description="Why the rollback started.")
+    rollbacks: int = Field(default=0, ge=0, description="Rollbacks this policy started; names the next one's canary.")
+    handled_rollback_request: str | None = Field(
+        default=None, description="The last modelpilot.dev/rollback-request annotation acted on."
+    )
+
+
 class TriggerState(ApiModel):
     """Edge detection of the monitor-driven triggers: each fires once per excursion."""
 
@@ -270,6 +309,7 @@ class RetrainPolicyStatus(ResourceStatus):
     next_scheduled: datetime | None = Field(default=None, description="When the schedule trigger fires next.")
     triggers: TriggerState = Field(default_factory=TriggerState)
     candidate_version: str | None = Field(default=None, description="The registered version of the last candidate.")
+    production: ProductionState | None = Field(default=None, description="What serves since this policy's last promotion.")
     champion_version: str | None = Field(default=None, description="The version the candidate was compared with.")
     comparison: list[MetricComparison] = Field(default_factory=list, description="The gate's comparison, primary metric first.")
     canary: str | None = Field(default=None, description="The CanaryRelease rolling out the candidate.")

@@ -17,6 +17,7 @@ from modelpilot.reconcile.retrain import (
     CHALLENGER_ALIAS,
     MANUAL_ANNOTATION,
     MODEL_ARTIFACT,
+    ROLLBACK_ANNOTATION,
     RUN_TAG,
     CreateCanary,
     CreateJob,
@@ -72,11 +73,29 @@ def _read_kubernetes(spec: RetrainPolicySpec, status: RetrainPolicyStatus, names
     elif status.current_run is not None:
         found["job"] = JobView(status.current_run.job, "Succeeded")
     if status.canary is not None:
-        canary = kube_call(
-            custom.get_namespaced_custom_object, GROUP, VERSION, namespace, CANARY_RELEASE.plural, status.canary, missing_ok=True
+        found["canary_phase"] = _phase(
+            kube_call(
+                custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                CANARY_RELEASE.plural,
+                status.canary,
+                missing_ok=True,
+            )
         )
-        found["canary_phase"] = "Missing" if canary is None else (canary.get("status") or {}).get("phase") or "Pending"
+    rollback = status.production.rollback_canary if status.production else None
+    if rollback is not None:
+        found["rollback_phase"] = _phase(
+            kube_call(
+                custom.get_namespaced_custom_object, GROUP, VERSION, namespace, CANARY_RELEASE.plural, rollback, missing_ok=True
+            )
+        )
     return found
+
+
+def _phase(canary: Mapping[str, Any] | None) -> str:
+    return "Missing" if canary is None else (canary.get("status") or {}).get("phase") or "Pending"
 
 
 def _version_view(registry: MlflowRegistry, info: ModelVersionInfo) -> VersionView:
@@ -117,6 +136,7 @@ async def observe_retrain(
     return RetrainObservations(
         manual_annotation=annotations.get(MANUAL_ANNOTATION),
         approve_annotation=annotations.get(APPROVE_ANNOTATION),
+        rollback_annotation=annotations.get(ROLLBACK_ANNOTATION),
         registry_error=error,
         **kube,
         **registry,

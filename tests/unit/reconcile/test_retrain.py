@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from modelpilot.api import RETRAIN_POLICY, SpecError, load_spec
-from modelpilot.api.retrain import RetrainPolicyStatus
+from modelpilot.api.retrain import ProductionState, RetrainPolicyStatus
 from modelpilot.reconcile import PolicyRef, find_condition
 from modelpilot.reconcile.retrain import (
     CreateCanary,
@@ -300,3 +300,115 @@ def test_an_invalid_canary_template_is_reported_naming_the_field() -> None:
     decision = tick(s, status, obs, 3)
     assert decision.status.last_result == "Failed"
     assert "spec.deployment.canaryTemplate.stepWeights" in decision.status.history[-1].message
+
+
+GUARDED = {"rollback": {"metric": "accuracy", "below": 0.9, "forEvaluations": 2}, "triggers": {}}
+
+
+def in_production(version: str = "7", previous: str | None = "6") -> RetrainPolicyStatus:
+    return RetrainPolicyStatus(production=ProductionState(version=version, previous=previous, since=T0))
+
+
+def served(minute: int, accuracy: float, version: str = "7") -> RetrainObservations:
+    view = MonitorView(last_evaluation=T0 + timedelta(minutes=minute), quality={"accuracy": accuracy}, version=version)
+    return RetrainObservations(monitor=view)
+
+
+def test_a_promoted_version_below_the_floor_goes_back_to_the_previous_champion_through_a_canary() -> None:
+    s, status = spec(**GUARDED), in_production()
+    for minute, accuracy in [(1, 0.95), (2, 0.85), (3, 0.93), (4, 0.85)]:  # below once, recovered, below once
+        decision = tick(s, status, served(minute, accuracy), minute)
+        assert not decision.actions
+        status = decision.status
+    decision = tick(s, status, served(5, 0.84), 5)  # the second in a row
+    (create,) = decision.actions
+    canary = create.manifest
+    assert canary["metadata"]["name"] == "fraud-rollback-1"
+    assert canary["spec"]["candidate"]["modelVersion"] == "6"
+    assert canary["spec"]["stepWeights"] == [50, 100] and canary["spec"]["promotion"] == "auto"
+    assert canary["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    production = decision.status.production
+    assert production.rollback_canary == "fraud-rollback-1" and not production.armed
+    assert "accuracy 0.84 < 0.9 for 2 evaluations" in production.rollback_reason
+    assert [e.reason for e in decision.events] == ["RollbackStarted"]
+    ready = find_condition(decision.status.conditions, "Ready")
+    assert "rolling back to version 6" in ready.message
+
+    # While the canary runs, nothing else starts; once it promoted, version 6 serves with nothing to flip back to.
+    status = decision.status
+    running = tick(s, status, RetrainObservations(monitor=served(6, 0.8).monitor, rollback_phase="Progressing"), 6)
+    assert not running.actions
+    done = tick(s, running.status, RetrainObservations(monitor=served(7, 0.8).monitor, rollback_phase="Promoted"), 7)
+    assert done.status.production.version == "6" and done.status.production.previous is None
+    assert [e.reason for e in done.events] == ["RolledBackInProduction"]
+    # Version 6 below the floor too: there is no earlier version to go to, so no flip-flop.
+    status = done.status
+    for minute in (8, 9, 10):
+        later = tick(s, status, served(minute, 0.5, version="6"), minute)
+        assert not later.actions
+        status = later.status
+
+
+def test_evaluations_of_another_version_or_before_the_promotion_do_not_count() -> None:
+    s, status = spec(**GUARDED), in_production()
+    for minute, version in [(-5, "7"), (1, "6"), (2, "6"), (3, "6")]:
+        decision = tick(s, status, served(minute, 0.5, version=version), max(minute, 0))
+        assert not decision.actions
+        status = decision.status
+    assert status.production.streak == 0
+
+
+def test_a_rollback_the_canary_refuses_waits_for_recovery_before_trying_again() -> None:
+    s = spec(**GUARDED)
+    status = in_production().model_copy(
+        update={
+            "production": in_production().production.model_copy(
+                update={"rollback_canary": "fraud-rollback-1", "armed": False, "rollbacks": 1}
+            )
+        }
+    )
+    failed = tick(s, status, RetrainObservations(rollback_phase="RolledBack"), 1)
+    assert failed.status.production.rollback_canary is None and failed.status.production.version == "7"
+    assert [e.reason for e in failed.events] == ["RollbackFailed"]
+    status = failed.status
+    for minute in (2, 3, 4):  # still below: disarmed, no new rollback
+        status = tick(s, status, served(minute, 0.5), minute).status
+    assert status.production.rollback_canary is None
+    status = tick(s, status, served(5, 0.95), 5).status  # recovered: armed again
+    first = tick(s, status, served(6, 0.5), 6)
+    again = tick(s, first.status, served(7, 0.5), 7)
+    assert [a.manifest["metadata"]["name"] for a in again.actions] == ["fraud-rollback-2"]
+
+
+def test_a_promotion_records_what_serves_and_what_it_replaced() -> None:
+    status = RetrainPolicyStatus(phase="Deploying", candidate_version="8", champion_version="7", canary="fraud-v8")
+    decision = tick(spec(**GUARDED), status, RetrainObservations(canary_phase="Promoted"), 1)
+    production = decision.status.production
+    assert (production.version, production.previous, production.since) == ("8", "7", T0 + timedelta(minutes=1))
+
+
+def test_rollback_needs_a_monitor() -> None:
+    with pytest.raises(SpecError, match="monitorRef is required by rollback"):
+        load_spec(RETRAIN_POLICY, {**{k: v for k, v in BASE.items() if k != "monitorRef"}, **GUARDED})
+
+
+def test_a_requested_rollback_takes_the_same_path_once_per_request() -> None:
+    s = spec(triggers={})  # no guard: the request alone
+    first = tick(s, in_production(), RetrainObservations(rollback_annotation="2026-03-01T00:00:00"), 1)
+    (create,) = first.actions
+    assert create.manifest["spec"]["candidate"]["modelVersion"] == "6"
+    assert "requested" in first.status.production.rollback_reason
+    # Back on version 6, the same annotation starts nothing; a new one finds nothing to go back to.
+    done = tick(s, first.status, RetrainObservations(rollback_annotation="2026-03-01T00:00:00", rollback_phase="Promoted"), 2)
+    same = tick(s, done.status, RetrainObservations(rollback_annotation="2026-03-01T00:00:00"), 3)
+    assert not same.actions and not same.events
+    again = tick(s, same.status, RetrainObservations(rollback_annotation="2026-03-02T00:00:00"), 4)
+    assert not again.actions and [e.reason for e in again.events] == ["RollbackFailed"]
+
+
+def test_a_request_older_than_the_promotion_is_not_acted_on() -> None:
+    status = RetrainPolicyStatus(phase="Deploying", candidate_version="8", champion_version="7", canary="fraud-v8")
+    old = "2026-02-01T00:00:00"
+    promoted = tick(spec(), status, RetrainObservations(canary_phase="Promoted", rollback_annotation=old), 1)
+    later = tick(spec(), promoted.status, RetrainObservations(rollback_annotation=old), 2)
+    assert not later.actions

@@ -13,7 +13,7 @@ from modelpilot.api.retrain import RetrainPolicySpec, RunStatus
 from ..owners import PolicyRef
 from .observations import RUN_TAG
 
-__all__ = ["build_canary", "build_training_job"]
+__all__ = ["ROLLBACK_STEPS", "build_canary", "build_training_job"]
 
 
 def build_training_job(spec: RetrainPolicySpec, owner: PolicyRef, run: RunStatus, now: datetime) -> dict[str, Any]:
@@ -64,10 +64,21 @@ def build_training_job(spec: RetrainPolicySpec, owner: PolicyRef, run: RunStatus
     return job
 
 
-def build_canary(spec: RetrainPolicySpec, owner: PolicyRef, version: str) -> dict[str, Any]:
-    """The CanaryRelease for a candidate version, from the policy's template; validated here so
-    a template mistake is reported on the policy, naming the field."""
+#: A rollback moves half the traffic to the previous version's warm pods, then all of it, and
+#: promotes without waiting for approval: it is the way back, not a new release.
+ROLLBACK_STEPS = {"stepWeights": [50, 100], "promotion": "auto"}
+
+
+def build_canary(
+    spec: RetrainPolicySpec, owner: PolicyRef, version: str, *, name: str | None = None, rollback: bool = False
+) -> dict[str, Any]:
+    """The CanaryRelease for a candidate version, from the policy's template (for a rollback, the
+    previous champion at ROLLBACK_STEPS); validated here so a template mistake is reported on the
+    policy, naming the field."""
     template = dict(spec.deployment.canary_template)
+    if rollback:
+        template = {k: v for k, v in template.items() if k not in ("stepWeight", "maxWeight", "promote", "abort")}
+        template.update(ROLLBACK_STEPS)
     body = {
         **template,
         "model": spec.model,
@@ -82,7 +93,7 @@ def build_canary(spec: RetrainPolicySpec, owner: PolicyRef, version: str) -> dic
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": CANARY_RELEASE.kind,
         "metadata": {
-            "name": f"{owner.name}-v{version}",
+            "name": name or f"{owner.name}-v{version}",
             "namespace": owner.namespace,
             "labels": {"app.kubernetes.io/managed-by": "modelpilot", "modelpilot.dev/retrain-policy": owner.name},
             "ownerReferences": [owner.owner_reference()],

@@ -23,6 +23,7 @@ from ..decision import Decision, EventToPost
 from ..owners import PolicyRef
 from .builders import build_canary, build_training_job
 from .gate import register_and_compare
+from .guard import guard_production, promoted
 from .observations import CreateCanary, CreateJob, RetrainAction, RetrainObservations
 from .records import conditions, finish
 from .step import PolicyStep
@@ -92,7 +93,11 @@ def decide_retrain(
         update["handled_manual_request"] = token
 
     status = status.model_copy(update=update)
+    production, guarding = guard_production(step, status.production)
+    status = status.model_copy(update={"production": production})
     status, message = _progress(step, status, message)
+    if guarding is not None:
+        message = f"{guarding}; {message}"
     status = status.model_copy(update={"conditions": conditions(status, message, now, generation)})
     return Decision(status=status, actions=step.actions, events=step.events)
 
@@ -176,6 +181,7 @@ def _deploying(step: PolicyStep, status: RetrainPolicyStatus) -> tuple[RetrainPo
         return status, f"creating CanaryRelease {name}"
     if phase == "Promoted":
         step.events.append(EventToPost("Normal", "Promoted", f"version {version} promoted by CanaryRelease {name}"))
+        status = status.model_copy(update={"production": promoted(status, version, step.now, step.obs.rollback_annotation)})
         return finish(
             status, step.now, "Promoted", f"version {version} promoted by CanaryRelease {name}"
         ), f"version {version} promoted"

@@ -18,6 +18,7 @@ __all__ = [
     "CHALLENGER_ALIAS",
     "MANUAL_ANNOTATION",
     "MODEL_ARTIFACT",
+    "ROLLBACK_ANNOTATION",
     "RUN_TAG",
     "CreateCanary",
     "CreateJob",
@@ -40,6 +41,7 @@ RUN_TAG = "modelpilot.dev/retrain-run"
 """The MLflow run tag the training Job sets (value: the Job's name): how its run is found."""
 MANUAL_ANNOTATION = "modelpilot.dev/retrain-request"
 APPROVE_ANNOTATION = "modelpilot.dev/approve-version"
+ROLLBACK_ANNOTATION = "modelpilot.dev/rollback-request"
 CHALLENGER_ALIAS = "challenger"
 """The MLflow alias a registered candidate gets until its canary promotes it."""
 
@@ -55,6 +57,7 @@ class MonitorView:
 
     last_evaluation: datetime | None
     quality: Mapping[str, float | None] = field(default_factory=dict)
+    version: str | None = None  # the served version the evaluation measured
     feature_psi: Mapping[str, float] = field(default_factory=dict)
     label_drift: bool | None = None
 
@@ -93,11 +96,13 @@ class RetrainObservations:
     monitor_error: str | None = None
     manual_annotation: str | None = None
     approve_annotation: str | None = None
+    rollback_annotation: str | None = None
     job: JobView | None = None
     run: RunView | None = None
     candidate: VersionView | None = None
     champion: VersionView | None = None
     canary_phase: str | None = None
+    rollback_phase: str | None = None  # of status.production.rollbackCanary
     registry_error: str | None = None
     pod_policy: PodPolicy = field(default_factory=PodPolicy)  # the operator's configuration
 
@@ -157,6 +162,7 @@ def monitor_view(status: ModelMonitorStatus) -> MonitorView:
     label = status.label_drift.verdict if status.label_drift else None
     return MonitorView(
         last_evaluation=status.last_evaluation,
+        version=status.summary.version if status.summary else None,
         quality={
             "accuracy": quality.accuracy if quality else None,
             "precision": quality.precision_macro if quality else None,
