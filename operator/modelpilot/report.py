@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus
+from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus, UsageFigures
 
 __all__ = ["monitor_report", "table"]
 
@@ -130,4 +130,82 @@ def monitor_report(name: str, spec: ModelMonitorSpec, status: ModelMonitorStatus
             f" Sen's slope {_num(trend.sen_slope, 3)}/day, change {_num(trend.change, 3)}",
             "  change points: " + (", ".join(t.date().isoformat() for t in trend.change_points) or "none"),
         ]
+    if status.resources is not None:
+        lines += ["", *_resources(spec, status)]
     return "\n".join(lines) + "\n"
+
+
+def _figures(figures: UsageFigures, scale: float = 1.0, unit: str = "") -> str:
+    parts = (figures.current, figures.average, figures.peak)
+    return " / ".join("-" if v is None else f"{v * scale:.3g}{unit}" for v in parts)
+
+
+def _resources(spec: ModelMonitorSpec, status: ModelMonitorStatus) -> list[str]:
+    """Per container: now / average / peak, requests and limits, then the recommendations."""
+    res = status.resources
+    assert res is not None
+    lines = [
+        f"Resources (horizon {res.horizon}, history {res.history or 'none'}, replicas {res.replicas or '-'};"
+        " figures per replica: now / average / peak)",
+        *table(
+            ["CONTAINER", "CPU CORES", "REQ", "LIMIT", "THROTTLED", "MEMORY MIB", "REQ", "LIMIT", "RESTARTS", "OOM"],
+            (
+                (
+                    c.name,
+                    _figures(c.cpu_usage),
+                    _num(c.cpu_request, 3),
+                    _num(c.cpu_limit, 3),
+                    _figures(c.cpu_throttled, 100, "%"),
+                    _figures(c.memory_working_set, 1 / 2**20),
+                    _num(None if c.memory_request is None else c.memory_request / 2**20, 5),
+                    _num(None if c.memory_limit is None else c.memory_limit / 2**20, 5),
+                    str(c.restarts if c.restarts is not None else "-"),
+                    str(c.oom_kills if c.oom_kills is not None else "-"),
+                )
+                for c in res.containers
+            ),
+        ),
+    ]
+    for c in res.containers:
+        if c.gpu is not None:
+            g = c.gpu
+            lines.append(
+                f"  {c.name}: {g.devices} GPU(s), busy {_figures(g.utilization, 100, '%')},"
+                f" held {_figures(g.memory_used, 1 / 2**30, 'GiB')}, {_figures(g.temperature, 1, 'C')},"
+                f" {_figures(g.power, 1, 'W')}" + (f", XID {g.xid_error}" if g.xid_error else "")
+            )
+            if g.advice:
+                lines.append(f"    {g.advice}")
+    recommendations = [(c.name, r) for c in res.containers for r in c.recommendations]
+    if recommendations:
+        lines += [
+            "  Recommendations",
+            *table(
+                ["CONTAINER", "RESOURCE", "NOW", "SET", "RULE", "INPUTS"],
+                (
+                    (
+                        name,
+                        f"{r.resource} {r.kind}",
+                        r.current or "unset",
+                        r.recommended or "unset",
+                        r.rule,
+                        ", ".join(f"{k} {v:.4g}" for k, v in r.inputs.items()),
+                    )
+                    for name, r in recommendations
+                ),
+            ),
+        ]
+    elif res.containers:
+        lines.append(f"  no recommendation before {spec.resources.min_history} of history")
+    if res.batch_size_mean is not None:
+        lines.append(f"  mean batch size {_num(res.batch_size_mean)}")
+    if res.cost is not None:
+        lines.append(
+            f"  cost per hour {res.cost.current_hourly:.4g} now, {res.cost.recommended_hourly:.4g} as recommended"
+            f" ({res.cost.monthly_saving:.4g} saved over 30 days)"
+        )
+    if res.command:
+        lines.append(f"  apply: {res.command}")
+    elif res.patch:
+        lines.append(f"  patch (strategic merge, to the serving Deployment): {res.patch}")
+    return lines

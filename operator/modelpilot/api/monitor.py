@@ -26,6 +26,15 @@ __all__ = [
     "AlertOverride",
     "AlertRecord",
     "AlertingSpec",
+    "ContainerResources",
+    "GpuResources",
+    "PodSelector",
+    "Recommendation",
+    "ResourceCost",
+    "ResourcePrices",
+    "ResourcesSpec",
+    "ResourcesStatus",
+    "UsageFigures",
     "DashboardSpec",
     "BaselineSpec",
     "DegradationSpec",
@@ -92,6 +101,20 @@ QueryName = Literal[
     "featureBuckets",
     "featureCategories",
     "batchSize",
+    # The serving pods' resources (spec.resources): cAdvisor, kube-state-metrics and DCGM names.
+    "cpuUsage",
+    "cpuThrottling",
+    "memoryWorkingSet",
+    "resourceRequests",
+    "resourceLimits",
+    "restarts",
+    "oomKills",
+    "gpuUtilization",
+    "gpuMemoryUsed",
+    "gpuMemoryFree",
+    "gpuTemperature",
+    "gpuPower",
+    "gpuXidErrors",
 ]
 """The queries of a metrics preset, each of which ``metrics.overrides`` may replace."""
 
@@ -257,6 +280,8 @@ AlertName = Literal[
     "ModelConceptDrift",
     "ModelMonitorStale",
     "ModelMonitorFailing",
+    "ModelResourcePressure",
+    "ModelOverprovisioned",
 ]
 ALERT_NAMES: tuple[AlertName, ...] = get_args(AlertName)
 
@@ -316,6 +341,64 @@ class DashboardSpec(ApiModel):
     )
 
 
+class PodSelector(ApiModel):
+    """The serving pods, by their labels as kube-state-metrics exports them (``kube_pod_labels``)."""
+
+    match_labels: dict[_RuleLabelKey, Annotated[str, Field(max_length=63)]] = Field(
+        min_length=1,
+        max_length=16,
+        description="Pod labels; kube-state-metrics must export them (its --metric-labels-allowlist).",
+    )
+
+
+class ResourcePrices(ApiModel):
+    """Prices per resource and hour, in any one currency, for a cost figure."""
+
+    cpu_core_hour: float | None = Field(default=None, ge=0, description="Price of one requested CPU core for an hour.")
+    memory_gib_hour: float | None = Field(default=None, ge=0, description="Price of one requested GiB of memory for an hour.")
+    gpu_hour: float | None = Field(default=None, ge=0, description="Price of one GPU for an hour.")
+
+
+class ResourcesSpec(ApiModel):
+    """CPU, memory and GPU use of the serving pods: pressure, waste, and right-sizing advice."""
+
+    enabled: bool = Field(default=False, description="Watch the serving pods' resources. Default false.")
+    pods: PodSelector | None = Field(
+        default=None, description="The serving pods; default the pods of spec.deployment (by their ReplicaSet names)."
+    )
+    container: str | None = Field(
+        default=None, min_length=1, max_length=63, description="Only this container of the pods; default all of them."
+    )
+    horizon: Duration = Field(default="7d", description="History behind averages, peaks and recommendations. Default 7d.")
+    step: Duration = Field(default="5m", description="Spacing of the usage samples read over the horizon. Default 5m.")
+    window: Duration = Field(
+        default="1h", description="Recent window judged for pressure: throttling, memory, OOM kills, GPU errors. Default 1h."
+    )
+    min_history: Duration = Field(
+        default="1d", description="Usage history needed before recommending or calling pods overprovisioned. Default 1d."
+    )
+    cpu_percentile: float = Field(
+        default=0.95, gt=0, le=1, description="Percentile of CPU usage a CPU request covers (KRR's rule). Default 0.95."
+    )
+    memory_margin: float = Field(
+        default=0.15, ge=0, le=10, description="Margin over peak memory for memory requests and limits. Default 0.15."
+    )
+    throttling: float = Field(
+        default=0.25, gt=0, le=1, description="Fraction of CFS periods throttled from which a container is under pressure."
+    )
+    memory_limit_ratio: float = Field(
+        default=0.9, gt=0, le=1, description="Working set over the memory limit from which a container is under pressure."
+    )
+    gpu_temperature: float = Field(default=85.0, gt=0, description="GPU temperature (C) from which a GPU is under pressure.")
+    overprovisioned_factor: float = Field(
+        default=2.0, gt=1, description="A request this many times its recommendation is overprovisioned. Default 2."
+    )
+    gpu_utilization: float = Field(
+        default=0.2, gt=0, le=1, description="Average GPU utilisation below which a GPU is under-used. Default 0.2."
+    )
+    prices: ResourcePrices | None = Field(default=None, description="Prices for the cost of requests now and as recommended.")
+
+
 class ModelMonitorSpec(ApiModel):
     """What to monitor about one served model."""
 
@@ -332,6 +415,7 @@ class ModelMonitorSpec(ApiModel):
     degradation: DegradationSpec = Field(default_factory=DegradationSpec)
     alerting: AlertingSpec = Field(default_factory=AlertingSpec)
     dashboard: DashboardSpec = Field(default_factory=DashboardSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
 
     notifications: list[NotificationChannel] = Field(
         default_factory=list, max_length=8, description="Channels this resource's news is sent to."
@@ -351,6 +435,12 @@ class ModelMonitorSpec(ApiModel):
                 )
             ),
             ".mlflow",
+        ),
+        Rule(
+            "!has(self.resources) || !self.resources.enabled || has(self.resources.pods) || has(self.deployment)",
+            "resources.enabled needs the serving pods: set spec.deployment or resources.pods",
+            lambda spec: not spec.resources.enabled or spec.resources.pods is not None or spec.deployment is not None,
+            ".resources",
         ),
     )
 
@@ -455,6 +545,77 @@ class DegradationStatus(ApiModel):
     change_points: list[datetime] = Field(default_factory=list, description="Where Page-Hinkley found a downward shift.")
 
 
+class UsageFigures(ApiModel):
+    """One figure per replica: now, and its average and peak over spec.resources.horizon."""
+
+    current: float | None = Field(default=None, description="At the evaluation (the latest sample).")
+    average: float | None = Field(default=None, description="Mean over the horizon.")
+    peak: float | None = Field(default=None, description="Largest over the horizon.")
+
+
+class Recommendation(ApiModel):
+    """A request or limit to set, the rule that gave it and the figures the rule took."""
+
+    resource: Literal["cpu", "memory"] = Field(description="The resource.")
+    kind: Literal["request", "limit"] = Field(description="Request or limit.")
+    current: str | None = Field(default=None, description="What the pods have now, as a quantity; unset when absent.")
+    recommended: str | None = Field(default=None, description="The quantity to set; absent to leave it unset.")
+    rule: str = Field(description="The rule, named: e.g. `krr: p95 of CPU usage`.")
+    inputs: dict[str, float] = Field(default_factory=dict, description="The figures the rule took, by name.")
+
+
+class GpuResources(ApiModel):
+    """The GPUs of one container, by DCGM exporter names."""
+
+    devices: int = Field(description="GPUs seen over the horizon.")
+    utilization: UsageFigures = Field(description="Fraction of time a kernel ran (DCGM_FI_DEV_GPU_UTIL / 100).")
+    memory_used: UsageFigures = Field(description="Frame buffer held, bytes: allocated, not necessarily in use.")
+    memory_total: float | None = Field(default=None, description="Frame buffer of the GPUs, bytes (used + free).")
+    temperature: UsageFigures = Field(description="Hottest GPU, degrees Celsius.")
+    power: UsageFigures = Field(description="Power draw, watts.")
+    xid_error: int | None = Field(default=None, description="The last XID error code in the window; absent when none.")
+    advice: str | None = Field(default=None, description="Under-use or memory headroom, in words.")
+
+
+class ContainerResources(ApiModel):
+    """One container of the serving pods: figures per replica, pressure signs, and recommendations."""
+
+    name: str = Field(description="The container.")
+    pods: int = Field(description="Pods seen over the horizon.")
+    cpu_usage: UsageFigures = Field(description="CPU cores used.")
+    cpu_request: float | None = Field(default=None, description="CPU request, cores.")
+    cpu_limit: float | None = Field(default=None, description="CPU limit, cores.")
+    cpu_throttled: UsageFigures = Field(description="Fraction of CFS periods throttled (worst replica).")
+    memory_working_set: UsageFigures = Field(description="Memory working set, bytes.")
+    memory_request: float | None = Field(default=None, description="Memory request, bytes.")
+    memory_limit: float | None = Field(default=None, description="Memory limit, bytes.")
+    restarts: int | None = Field(default=None, description="Restarts in spec.resources.window.")
+    oom_kills: int | None = Field(default=None, description="Restarts after an OOM kill in spec.resources.window.")
+    gpu: GpuResources | None = Field(default=None, description="The container's GPUs, where DCGM metrics name it.")
+    recommendations: list[Recommendation] = Field(default_factory=list, description="Requests and limits to set.")
+
+
+class ResourceCost(ApiModel):
+    """What the requests cost at spec.resources.prices, for all replicas."""
+
+    current_hourly: float = Field(description="The requests now, per hour.")
+    recommended_hourly: float = Field(description="The recommended requests, per hour.")
+    monthly_saving: float = Field(description="Saved over 30 days by the recommendation (negative: it costs more).")
+
+
+class ResourcesStatus(ApiModel):
+    """The serving pods' resources over spec.resources.horizon, and right-sizing advice."""
+
+    horizon: str = Field(description="The horizon of averages, peaks and recommendations.")
+    history: str | None = Field(default=None, description="How much of the horizon had usage samples.")
+    replicas: int | None = Field(default=None, description="Pods running at the evaluation.")
+    containers: list[ContainerResources] = Field(default_factory=list, max_length=20, description="Per container.")
+    batch_size_mean: float | None = Field(default=None, description="Mean batch size, where the server reports it.")
+    patch: str | None = Field(default=None, description="The recommendation as a strategic merge patch of the Deployment (JSON).")
+    command: str | None = Field(default=None, description="The kubectl command that applies the patch.")
+    cost: ResourceCost | None = Field(default=None, description="Cost of the requests, where prices are set.")
+
+
 class AlertRecord(ApiModel):
     """A condition that turned bad, or good again."""
 
@@ -485,6 +646,7 @@ class ModelMonitorStatus(ResourceStatus):
     features: list[FeatureResult] = Field(default_factory=list, description="Drift per feature, by name.")
     label_drift: LabelDriftStatus | None = None
     degradation: DegradationStatus | None = None
+    resources: ResourcesStatus | None = None
     alerts: list[AlertRecord] = Field(
         default_factory=list, max_length=20, description="Condition changes, newest last, at most 20."
     )

@@ -7,13 +7,14 @@ every monitor gauge carries namespace, monitor and model; feature gauges add fea
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelpilot.api import Condition
-from modelpilot.api.monitor import ModelMonitorStatus
+from modelpilot.api.monitor import ContainerResources, ModelMonitorStatus
+from modelpilot.reconcile.monitor.resources import recommended
 
 __all__ = ["MONITORS", "MonitorResults", "ResourceStates", "STATES"]
 
@@ -151,6 +152,43 @@ _CLASS_GAUGES = (
     ("modelpilot_class_recall", "Recall of a class over the quality window.", lambda c: c.recall),
 )
 
+_CONTAINER_GAUGES: tuple[tuple[str, str, Callable[[ContainerResources], float | None]], ...] = (
+    ("modelpilot_resource_cpu_usage_cores", "CPU cores a replica of a container uses now.", lambda c: c.cpu_usage.current),
+    ("modelpilot_resource_cpu_request_cores", "CPU request of a container, cores.", lambda c: c.cpu_request),
+    (
+        "modelpilot_resource_cpu_recommended_cores",
+        "Recommended CPU request of a container, cores (spec.resources rule).",
+        lambda c: recommended(c, "cpu"),
+    ),
+    (
+        "modelpilot_resource_cpu_throttled_ratio",
+        "Fraction of CFS periods throttled, worst replica, latest step.",
+        lambda c: c.cpu_throttled.current,
+    ),
+    (
+        "modelpilot_resource_memory_working_set_bytes",
+        "Memory working set of a replica of a container now.",
+        lambda c: c.memory_working_set.current,
+    ),
+    ("modelpilot_resource_memory_limit_bytes", "Memory limit of a container.", lambda c: c.memory_limit),
+    (
+        "modelpilot_resource_memory_recommended_bytes",
+        "Recommended memory request and limit of a container (spec.resources rule).",
+        lambda c: recommended(c, "memory"),
+    ),
+    ("modelpilot_resource_oom_kills", "OOM kills of a container in spec.resources.window.", lambda c: c.oom_kills),
+    (
+        "modelpilot_resource_gpu_utilization_ratio",
+        "Fraction of time a container's GPUs were busy, latest step.",
+        lambda c: c.gpu.utilization.current if c.gpu else None,
+    ),
+    (
+        "modelpilot_resource_gpu_temperature_celsius",
+        "Hottest GPU of a container, latest step.",
+        lambda c: c.gpu.temperature.current if c.gpu else None,
+    ),
+)
+
 
 class MonitorResults(Collector):
     """The latest findings of every ModelMonitor as gauges."""
@@ -193,6 +231,14 @@ class MonitorResults(Collector):
                     value = read(class_)
                     if value is not None:
                         family.add_metric([namespace, name, model, class_.name], float(value))
+            yield family
+        for metric, help_text, read_container in _CONTAINER_GAUGES:
+            family = GaugeMetricFamily(metric, help_text, labels=[*labels, "container"])
+            for (namespace, name), (model, status) in snapshot:
+                for container in status.resources.containers if status.resources else ():
+                    value = read_container(container)
+                    if value is not None:
+                        family.add_metric([namespace, name, model, container.name], float(value))
             yield family
 
 

@@ -14,6 +14,20 @@ returns fixed labels, which is the contract a user's override must keep:
 | featureBuckets | feature, le |
 | featureCategories | feature, category |
 | batchSize | none (mean batch size) |
+
+The resource queries (``spec.resources``) read what cAdvisor, kube-state-metrics and NVIDIA's
+DCGM exporter export, whatever serves the model; their ``$selector`` holds the serving pods'
+matchers (``namespace``, ``pod``, ``container``) and ``$window`` the sampling step (range
+queries) or the pressure window (instant ones). Each keeps ``pod`` and ``container``, so pods
+chosen by label can be joined with ``kube_pod_labels``; GPU queries add ``gpu``:
+
+| query | unit | labels of the result |
+| --- | --- | --- |
+| cpuUsage, cpuThrottling, memoryWorkingSet | cores, fraction, bytes | pod, container |
+| resourceRequests, resourceLimits | cores, bytes, GPUs | pod, container, resource (`cpu`, `memory`, `nvidia_com_gpu`) |
+| restarts, oomKills | restarts in the window | pod, container |
+| gpuUtilization, gpuMemoryUsed, gpuMemoryFree | %, MiB, MiB | pod, container, gpu |
+| gpuTemperature, gpuPower, gpuXidErrors | C, W, XID code | pod, container, gpu |
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ from datetime import timedelta
 from modelpilot.api import format_duration
 from modelpilot.api.monitor import QUERY_NAMES
 
-__all__ = ["PRESETS", "Preset", "QUERY_NAMES", "escape_label_value", "render"]
+__all__ = ["PRESETS", "Preset", "QUERY_NAMES", "RESOURCE_QUERIES", "escape_label_value", "render"]
 
 
 # Quality and drift come from the modelpilot instrumentation, whatever serves the model.
@@ -36,6 +50,33 @@ _MODEL_DATA = {
     "featureBuckets": "sum by (feature, le) (increase(model_feature_value_bucket{$selector}[$window]))",
     "featureCategories": "sum by (feature, category) (increase(model_feature_category_total{$selector}[$window]))",
 }
+
+
+# Resources come from the cluster's exporters, whatever serves the model.
+_RESOURCES = {
+    "cpuUsage": "sum by (pod, container) (rate(container_cpu_usage_seconds_total{$selector}[$window]))",
+    "cpuThrottling": (
+        "sum by (pod, container) (increase(container_cpu_cfs_throttled_periods_total{$selector}[$window]))"
+        " / sum by (pod, container) (increase(container_cpu_cfs_periods_total{$selector}[$window]))"
+    ),
+    "memoryWorkingSet": "max by (pod, container) (max_over_time(container_memory_working_set_bytes{$selector}[$window]))",
+    "resourceRequests": "max by (pod, container, resource) (kube_pod_container_resource_requests{$selector})",
+    "resourceLimits": "max by (pod, container, resource) (kube_pod_container_resource_limits{$selector})",
+    "restarts": "sum by (pod, container) (increase(kube_pod_container_status_restarts_total{$selector}[$window]))",
+    # Restarts whose last termination was an OOM kill (the gauge says only the latest reason).
+    "oomKills": (
+        "sum by (pod, container) (increase(kube_pod_container_status_restarts_total{$selector}[$window])"
+        " and on (namespace, pod, container)"
+        ' (kube_pod_container_status_last_terminated_reason{$selector,reason="OOMKilled"} == 1))'
+    ),
+    "gpuUtilization": "max by (pod, container, gpu) (avg_over_time(DCGM_FI_DEV_GPU_UTIL{$selector}[$window]))",
+    "gpuMemoryUsed": "max by (pod, container, gpu) (max_over_time(DCGM_FI_DEV_FB_USED{$selector}[$window]))",
+    "gpuMemoryFree": "max by (pod, container, gpu) (min_over_time(DCGM_FI_DEV_FB_FREE{$selector}[$window]))",
+    "gpuTemperature": "max by (pod, container, gpu) (max_over_time(DCGM_FI_DEV_GPU_TEMP{$selector}[$window]))",
+    "gpuPower": "max by (pod, container, gpu) (avg_over_time(DCGM_FI_DEV_POWER_USAGE{$selector}[$window]))",
+    "gpuXidErrors": "max by (pod, container, gpu) (max_over_time(DCGM_FI_DEV_XID_ERRORS{$selector}[$window]))",
+}
+RESOURCE_QUERIES: tuple[str, ...] = tuple(_RESOURCES)
 
 
 @dataclass(frozen=True)
@@ -64,6 +105,7 @@ PRESETS: dict[str, Preset] = {
                 " / sum(increase(model_batch_size_count{$selector}[$window]))"
             ),
             **_MODEL_DATA,
+            **_RESOURCES,
         },
     ),
     "tfserving": Preset(
@@ -83,6 +125,7 @@ PRESETS: dict[str, Preset] = {
                 " / sum(increase(:tensorflow:serving:batching_session:processed_batch_size_count{$selector}[$window]))"
             ),
             **_MODEL_DATA,
+            **_RESOURCES,
         },
     ),
     "triton": Preset(
@@ -102,6 +145,7 @@ PRESETS: dict[str, Preset] = {
                 " / sum(increase(nv_inference_exec_count{$selector}[$window]))"
             ),
             **_MODEL_DATA,
+            **_RESOURCES,
         },
         latency_unit=1e-6,
     ),
@@ -117,6 +161,7 @@ PRESETS: dict[str, Preset] = {
                 'label_replace(sum(increase(request_predict_seconds_count{$selector}[$window])), "status", "success", "", "")'
             ),
             **_MODEL_DATA,
+            **_RESOURCES,
         },
     ),
 }
@@ -131,8 +176,10 @@ def render(
     namespace: str,
     window: timedelta,
     overrides: Mapping[str, str] | None = None,
+    selector: str | None = None,
 ) -> str | None:
-    """The PromQL of query ``name`` for one model and window; None when the preset has none."""
+    """The PromQL of query ``name`` for one model and window; None when the preset has none.
+    ``selector``, already escaped, replaces the model's matchers (the resource queries' pods)."""
     template = (overrides or {}).get(name) or preset.queries.get(name)
     if template is None:
         return None
@@ -143,7 +190,8 @@ def render(
         "namespace": escape_label_value(namespace),
         "window": format_duration(window),
     }
-    selector = string.Template(preset.selector + (preset.with_version if version else "")).substitute(values)
+    if selector is None:
+        selector = string.Template(preset.selector + (preset.with_version if version else "")).substitute(values)
     return string.Template(template).substitute({**values, "selector": selector})
 
 

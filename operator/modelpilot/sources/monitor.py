@@ -16,8 +16,9 @@ from modelpilot.api.common import PrometheusEndpoint
 from modelpilot.api.monitor import ModelMonitorSpec
 from modelpilot.api.profile import ReferenceProfile
 from modelpilot.reconcile.monitor import DeploymentState, MonitorObservations, query_plan
+from modelpilot.reconcile.monitor.resources import ResourcePlan, resource_plan
 from modelpilot.reconcile.monitor.rules import firing_alerts_query
-from modelpilot.reconcile.queries import PlannedQuery, QueryFailed
+from modelpilot.reconcile.queries import PlannedQuery, QueryFailed, QueryOutcome
 
 from .kubernetes import KubeError, KubernetesReader, ObjectMissing
 from .mlflow import RegistryError, registry_for
@@ -45,25 +46,42 @@ async def query_monitor(
     horizon = parse_duration(spec.degradation.horizon)
     step = parse_duration(spec.degradation.step)
     firing = PlannedQuery("firingAlerts", firing_alerts_query(namespace, monitor), at) if monitor else None
-    answers = await asyncio.gather(
+    model_answers = asyncio.gather(
         *(instant_outcome(client, q) for q in current),
         *(instant_outcome(client, q) for q in baseline),
         *([range_outcome(client, series, horizon, step)] if series else []),
         *([instant_outcome(client, firing)] if firing else []),
     )
+    answers, resource_answers = await asyncio.gather(
+        model_answers, _resource_outcomes(client, resource_plan(spec, namespace=namespace, at=at))
+    )
+    answers = list(answers)
     firing_answer = answers.pop() if firing else None
     current_answers = dict(zip((q.name for q in current), answers[: len(current)]))
     baseline_answers = dict(zip((q.name for q in baseline), answers[len(current) : len(current) + len(baseline)]))
     return MonitorObservations(
         at=at,
         version=version,
+        namespace=namespace,
         current=current_answers,
         baseline=baseline_answers,
         quality_series=answers[-1] if series else None,
         firing=firing_answer,
+        resources=resource_answers,
         deployment=deployment,
         profile=profile,
     )
+
+
+async def _resource_outcomes(client: PrometheusClient, plan: ResourcePlan | None) -> dict[str, QueryOutcome] | None:
+    """The answers of the resource queries, by name; None when spec.resources is off."""
+    if plan is None:
+        return None
+    outcomes = await asyncio.gather(
+        *(range_outcome(client, q, plan.horizon, plan.step) for q in plan.ranges),
+        *(instant_outcome(client, q) for q in plan.instants),
+    )
+    return dict(zip((q.name for q in [*plan.ranges, *plan.instants]), outcomes))
 
 
 async def _version_and_profile(

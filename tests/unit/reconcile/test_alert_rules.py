@@ -33,6 +33,7 @@ MONITORS = {
     "fraud": spec("fraud-detector", quality={"accuracy": 0.92}),
     "quiet": spec("quiet-model"),
     "idle": spec("idle-model"),
+    "sized": spec("sized-model", deployment={"name": "sized-model"}, resources={"enabled": True}),
 }
 
 
@@ -140,8 +141,8 @@ def cases() -> list[dict[str, Any]]:
             [requests("idle-model", "success", "100x20 100+50x20")],
             [
                 ("9m", "ModelTrafficAbsent", []),
-                ("11m", "ModelTrafficAbsent", [firing(m, "ModelTrafficAbsent") for m in ("fraud", "idle", "quiet")]),
-                ("23m", "ModelTrafficAbsent", [firing(m, "ModelTrafficAbsent") for m in ("fraud", "quiet")]),
+                ("11m", "ModelTrafficAbsent", [firing(m, "ModelTrafficAbsent") for m in ("fraud", "idle", "quiet", "sized")]),
+                ("23m", "ModelTrafficAbsent", [firing(m, "ModelTrafficAbsent") for m in ("fraud", "quiet", "sized")]),
             ],
         ),
         # PSI 0.3 from minute 10 fires after 1m; the rare feature's PSI 0.9 rests on 20 observations: silent.
@@ -185,6 +186,50 @@ def cases() -> list[dict[str, Any]]:
                 ("ModelLabelDrift", "LabelDrift", "True"),
                 ("ModelConceptDrift", "ConceptDrift", "True"),
             )
+        ),
+        # Resource conditions, only of the monitor that watches resources: True from minute 10;
+        # pressure fires after its 10m, overprovisioning after its 1h. The same condition of a
+        # monitor without spec.resources (which never has it) has no rule: silent.
+        case(
+            [
+                condition("sized", "ResourcePressure", "True", "0x9 1x80"),
+                condition("sized", "Overprovisioned", "True", "0x9 1x80"),
+                condition("fraud", "ResourcePressure", "True", "1x90"),
+            ],
+            [
+                ("19m", "ModelResourcePressure", []),
+                (
+                    "21m",
+                    "ModelResourcePressure",
+                    [
+                        firing(
+                            "sized",
+                            "ModelResourcePressure",
+                            kind="ModelMonitor",
+                            namespace=NAMESPACE,
+                            name="sized",
+                            condition="ResourcePressure",
+                            status="True",
+                        )
+                    ],
+                ),
+                ("69m", "ModelOverprovisioned", []),
+                (
+                    "71m",
+                    "ModelOverprovisioned",
+                    [
+                        firing(
+                            "sized",
+                            "ModelOverprovisioned",
+                            kind="ModelMonitor",
+                            namespace=NAMESPACE,
+                            name="sized",
+                            condition="Overprovisioned",
+                            status="True",
+                        )
+                    ],
+                ),
+            ],
         ),
         # Evaluated every minute until minute 10, then never again: with a 5m interval, stale
         # after 15 minutes (true from minute 26), firing 5 minutes later.
@@ -274,7 +319,9 @@ def test_spec_thresholds_and_overrides_come_before_the_guide_defaults() -> None:
 def test_a_disabled_alert_and_a_preset_without_error_counts_are_left_out() -> None:
     monitor = spec("m", metrics={"preset": "kserve"}, alerting={"alerts": {"ModelTrafficAbsent": {"enabled": False}}})
     names = {r.name for r in alert_rules(monitor, namespace="ns", monitor="m", version=None)}
-    assert names == set(ALERT_NAMES) - {"ModelTrafficAbsent", "ModelErrorRateHigh"}
+    # No resource alerts either: the spec does not watch resources.
+    resource_alerts = {"ModelResourcePressure", "ModelOverprovisioned"}
+    assert names == set(ALERT_NAMES) - {"ModelTrafficAbsent", "ModelErrorRateHigh"} - resource_alerts
 
 
 def test_the_operator_labels_win_and_a_crafted_value_cannot_break_out_of_the_selector() -> None:
@@ -301,4 +348,6 @@ def test_the_alert_table_gives_every_problem_condition_one_severity() -> None:
         "DataDrift": ("True", "warning"),
         "LabelDrift": ("True", "warning"),
         "ConceptDrift": ("True", "warning"),
+        "ResourcePressure": ("True", "warning"),
+        "Overprovisioned": ("True", "info"),
     }

@@ -92,6 +92,22 @@ ALERTS: dict[AlertName, AlertKind] = {
     "ModelMonitorFailing": AlertKind(
         "warning", "15m", None, "Monitor failing", "Evaluations keep failing (for {hold}); Ready says why."
     ),
+    "ModelResourcePressure": AlertKind(
+        "warning",
+        "10m",
+        None,
+        "Serving pods under resource pressure",
+        "CPU throttling, memory near its limit, OOM kills or GPU errors (for {hold}); ResourcePressure says which.",
+        ("ResourcePressure", "True"),
+    ),
+    "ModelOverprovisioned": AlertKind(
+        "info",
+        "1h",
+        None,
+        "Serving pods overprovisioned",
+        "Requests far above use, or GPUs under-used (for {hold}); status.resources holds the patch.",
+        ("Overprovisioned", "True"),
+    ),
 }
 
 # The status that means "something is wrong" for each condition, and how loud it is.

@@ -34,6 +34,7 @@ from .owned import (
 )
 from .performance import assess_performance, health_verdict
 from .quality import assess_degradation, assess_quality, degradation_verdict
+from .resources import RESOURCE_CONDITIONS, assess_resources
 from .rules import NO_RULE_DEFAULTS, RuleDefaults, prometheus_rule, prometheus_rule_name
 from .verdict import Verdict
 
@@ -64,11 +65,12 @@ def is_due(status: ModelMonitorStatus, generation: int | None, now: datetime) ->
     return now >= status.next_evaluation
 
 
-def _blocked(obs: MonitorObservations, previous: ModelMonitorStatus) -> dict[str, Verdict]:
+def _blocked(spec: ModelMonitorSpec, obs: MonitorObservations, previous: ModelMonitorStatus) -> dict[str, Verdict]:
     """Every check Unknown for the reason nothing could be queried; last results are kept."""
     since = f"; last good result from {previous.last_success.isoformat()}" if previous.last_success else ""
     verdict = Verdict("Unknown", obs.blocked_reason or "Blocked", f"{obs.blocked_message}{since}")
-    return {type_: verdict for type_ in CONDITION_TYPES if type_ != "Healthy"}
+    types = [*CONDITION_TYPES, *(RESOURCE_CONDITIONS if spec.resources.enabled else ())]
+    return {type_: verdict for type_ in types if type_ != "Healthy"}
 
 
 def decide_monitor(
@@ -86,7 +88,7 @@ def decide_monitor(
     obs = checked(obs)
     owned = _Owned(owner, rule_defaults)
     if obs.blocked_reason is not None:
-        verdicts = {**_blocked(obs, previous), "Healthy": health_verdict(obs)}
+        verdicts = {**_blocked(spec, obs, previous), "Healthy": health_verdict(obs)}
         return _finish(spec, obs, previous, verdicts, {}, owned, generation=generation, now=now, ok=False)
 
     performance, latency, errors = assess_performance(spec, obs, previous)
@@ -97,9 +99,19 @@ def decide_monitor(
     hints = [f"{n} ({drift_verdicts[n].effect:.3g})" for n in rank_by_effect(drift_verdicts)]
     degraded = degradation_verdict(spec, quality, quality_failed, degradation, hints, previous.last_success)
 
+    resources, pressure, overprovisioned = (None, None, None)
+    if spec.resources.enabled:
+        resources, pressure, overprovisioned = assess_resources(
+            spec,
+            obs.resources,
+            previous,
+            at=obs.at,
+            namespace=obs.namespace,
+            batch_size_mean=performance.batch_size_mean if performance else None,
+        )
     # batchSize is optional: many servers do not export it, and its absence is no failure.
     failures = [o for name, o in obs.current.items() if not o.ok and name != "batchSize"] + [
-        o for o in (*obs.baseline.values(), obs.quality_series) if o is not None and not o.ok
+        o for o in (*obs.baseline.values(), *(obs.resources or {}).values(), obs.quality_series) if o is not None and not o.ok
     ]
     first_error = failures[0].error if failures else None
     if first_error is not None:
@@ -120,6 +132,7 @@ def decide_monitor(
         "DataDrift": data_drift,
         "LabelDrift": label,
         "ConceptDrift": concept,
+        **({"ResourcePressure": pressure, "Overprovisioned": overprovisioned} if pressure and overprovisioned else {}),
     }
     tested = [f for f in features if f.verdict != "InsufficientData"]
     sections = {
@@ -137,6 +150,7 @@ def decide_monitor(
         "features": features,
         "label_drift": label_drift,
         "degradation": degradation,
+        "resources": resources,
         "queries": obs.query_count,
     }
     return _finish(spec, obs, previous, verdicts, sections, owned, generation=generation, now=now, ok=not failures)
@@ -204,8 +218,9 @@ def _finish(
     now: datetime,
     ok: bool,
 ) -> MonitorDecision:
-    conditions = list(previous.conditions)
-    for type_ in CONDITION_TYPES:
+    # The resource conditions exist while spec.resources is on.
+    conditions = [c for c in previous.conditions if c.type not in RESOURCE_CONDITIONS or c.type in verdicts]
+    for type_ in (*CONDITION_TYPES, *(t for t in RESOURCE_CONDITIONS if t in verdicts)):
         v = verdicts[type_]
         conditions = set_condition(conditions, type_, v.status, v.reason, v.message, now=now, generation=generation)
     actions: list[OwnedAction] = []

@@ -36,9 +36,12 @@ class MonitorObservations:
 
     at: datetime
     version: str | None
+    namespace: str | None = None
     current: Mapping[str, QueryOutcome] = field(default_factory=dict)
     baseline: Mapping[str, QueryOutcome] = field(default_factory=dict)
     quality_series: QueryOutcome | None = None
+    # The serving pods' resources (spec.resources), by query name; None when not asked.
+    resources: Mapping[str, QueryOutcome] | None = None
     # This monitor's alerts firing in Prometheus (ALERTS); None when not asked.
     firing: QueryOutcome | None = None
     deployment: DeploymentState | None = None
@@ -53,7 +56,13 @@ class MonitorObservations:
 
     @property
     def query_count(self) -> int:
-        return len(self.current) + len(self.baseline) + (self.quality_series is not None) + (self.firing is not None)
+        return (
+            len(self.current)
+            + len(self.baseline)
+            + len(self.resources or {})
+            + (self.quality_series is not None)
+            + (self.firing is not None)
+        )
 
 
 def _baseline_end_and_window(spec: ModelMonitorSpec, at: datetime) -> tuple[datetime, timedelta] | None:

@@ -147,6 +147,9 @@ _EXPRESSIONS: dict[AlertName, Callable[[_Context, float], str | None]] = {
     "ModelConceptDrift": lambda c, _: c.condition("ConceptDrift", "True"),
     "ModelMonitorStale": _stale,
     "ModelMonitorFailing": lambda c, threshold: f"modelpilot_monitor_consecutive_failures{{{c.gauges}}} >= {threshold:g}",
+    # Only monitors that watch resources have these conditions.
+    "ModelResourcePressure": lambda c, _: c.condition("ResourcePressure", "True") if c.spec.resources.enabled else None,
+    "ModelOverprovisioned": lambda c, _: c.condition("Overprovisioned", "True") if c.spec.resources.enabled else None,
 }
 
 # The spec's own limits, where it sets one, come before the table's defaults.
@@ -192,7 +195,7 @@ def alert_rules(spec: ModelMonitorSpec, *, namespace: str, monitor: str, version
             limit = FAILING_EVALUATIONS
         expr = _EXPRESSIONS[name](context, limit if limit is not None else 0.0)
         if expr is None:
-            continue  # the preset has no such metric (KServe reports no errors)
+            continue  # the preset has no such metric (KServe reports no errors), or the spec no such check
         hold = override.hold if override is not None and override.hold else kind.hold
         severity = override.severity if override is not None and override.severity else kind.severity
         rules.append(AlertRule(name, expr, hold, severity, limit, kind))
