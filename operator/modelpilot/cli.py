@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 import uuid
@@ -228,6 +229,63 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         return 1
 
 
+def _cmd_versions(args: argparse.Namespace) -> int:
+    from modelpilot.sources.mlflow import RegistryError, registry_for
+    from modelpilot.versions import compare_lines, describe_lines, list_lines
+
+    if args.action == "rollback":
+        return _versions_rollback(args)
+    registry = registry_for(args.tracking_uri)
+    try:
+        if args.action == "list":
+            versions = registry.list_versions(args.model)
+            trained = {v.version: registry.run_metrics(v.run_id) if v.run_id else {} for v in versions}
+            lines = list_lines(versions, trained, args.metric) if versions else [f"model {args.model} has no versions"]
+        elif args.action == "describe":
+            if len(args.versions) != 1:
+                print("describe needs one version: modelpilot versions describe MODEL VERSION", file=sys.stderr)
+                return 2
+            info = registry.get_version(args.model, args.versions[0])
+            lines = describe_lines(info, registry.run_metrics(info.run_id) if info.run_id else {})
+        else:
+            if len(args.versions) != 2:
+                print("compare needs two versions: modelpilot versions compare MODEL A B", file=sys.stderr)
+                return 2
+            a, b = (registry.get_version(args.model, v) for v in args.versions)
+            metrics = [registry.run_metrics(v.run_id) if v.run_id else {} for v in (a, b)]
+            lines = compare_lines(a, b, *metrics)
+    except RegistryError as err:
+        print(f"{args.tracking_uri}: {err}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+def _versions_rollback(args: argparse.Namespace) -> int:
+    """Ask the RetrainPolicy of the model to roll back, through its guard's path."""
+    from modelpilot.api import RETRAIN_POLICY, now_utc
+    from modelpilot.reconcile.retrain import ROLLBACK_ANNOTATION
+    from modelpilot.sources.kubernetes import KubeError, list_resources, patch_resource
+
+    try:
+        policies = [
+            p for p in list_resources(RETRAIN_POLICY.plural, args.namespace) if (p.get("spec") or {}).get("model") == args.model
+        ]
+        if len(policies) != 1:
+            found = ", ".join(p["metadata"]["name"] for p in policies) or "none"
+            print(f"rollback needs one RetrainPolicy of model {args.model} in {args.namespace}; found {found}", file=sys.stderr)
+            return 1
+        name = policies[0]["metadata"]["name"]
+        token = now_utc().isoformat() + (f";to={args.to}" if args.to else "")
+        patch_resource(RETRAIN_POLICY.plural, args.namespace, name, {"metadata": {"annotations": {ROLLBACK_ANNOTATION: token}}})
+    except KubeError as err:
+        print(f"cannot ask for the rollback: {err}", file=sys.stderr)
+        return 1
+    target = f"version {args.to}" if args.to else "the version its last promotion replaced"
+    print(f"asked retrainpolicy/{name} to roll model {args.model} back to {target}; `kubectl describe rtp {name}` follows it")
+    return 0
+
+
 def _cmd_canary(args: argparse.Namespace) -> int:
     from modelpilot.api import CANARY_RELEASE
     from modelpilot.sources.kubernetes import ObjectMissing, patch_resource
@@ -410,6 +468,25 @@ def _parser() -> argparse.ArgumentParser:
     retrain.add_argument("version", nargs="?", help="candidate version (approve)")
     retrain.add_argument("-n", "--namespace", default="default")
     retrain.set_defaults(func=_cmd_retrain)
+
+    versions = commands.add_parser(
+        "versions",
+        help="list, describe or compare a model's registered versions, or roll production back",
+        description="`versions list MODEL`: aliases, creation, trigger, gate and quality in training and production; "
+        "`versions describe MODEL VERSION`; `versions compare MODEL A B`; `versions rollback MODEL [--to VERSION]` "
+        "asks the model's RetrainPolicy to return serving to the version its last promotion replaced (or VERSION), "
+        "through a CanaryRelease.",
+    )
+    versions.add_argument("action", choices=("list", "describe", "compare", "rollback"))
+    versions.add_argument("model", help="the registered model")
+    versions.add_argument("versions", nargs="*", help="version(s): one for describe, two for compare")
+    versions.add_argument(
+        "--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"), help="MLflow (default $MLFLOW_TRACKING_URI)"
+    )
+    versions.add_argument("--metric", default="accuracy", help="the metric list shows (default accuracy)")
+    versions.add_argument("--to", help="rollback: the version to return to")
+    versions.add_argument("-n", "--namespace", default="default", help="rollback: the RetrainPolicy's namespace")
+    versions.set_defaults(func=_cmd_versions)
 
     canary = commands.add_parser(
         "canary",

@@ -279,6 +279,11 @@ class ProductionState(ApiModel):
     since: datetime = Field(description="When it was promoted.")
     last_monitor_evaluation: datetime | None = Field(default=None, description="The monitor evaluation last counted.")
     streak: int = Field(default=0, ge=0, description="Evaluations in a row below spec.rollback.below.")
+    evaluations: int = Field(default=0, ge=0, description="Monitor evaluations of this version since it serves.")
+    quality: dict[str, float] = Field(
+        default_factory=dict,
+        description="Mean of each quality metric over those evaluations (MLflow gets it when it stops serving).",
+    )
     armed: bool = Field(default=True, description="A rollback may start; false after one, until quality recovers.")
     rollback_canary: str | None = Field(default=None, description="The CanaryRelease returning to the previous version.")
     rollback_reason: str | None = Field(default=None, description="Why the rollback started.")

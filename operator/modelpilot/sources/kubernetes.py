@@ -34,6 +34,7 @@ __all__ = [
     "api_client",
     "get_resource",
     "kube_call",
+    "list_resources",
     "patch_resource",
     "post_event",
     "secret_text",
@@ -161,6 +162,13 @@ def get_resource(plural: str, namespace: str, name: str) -> dict[str, Any]:
     """One of modelpilot's own resources as a body; raises ObjectMissing."""
     custom = kubernetes.client.CustomObjectsApi(api_client())
     return kube_call(custom.get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
+
+
+def list_resources(plural: str, namespace: str) -> list[dict[str, Any]]:
+    """modelpilot's own resources of one kind in a namespace, as bodies."""
+    custom = kubernetes.client.CustomObjectsApi(api_client())
+    items: list[dict[str, Any]] = kube_call(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural)["items"]
+    return items
 
 
 def patch_resource(plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:

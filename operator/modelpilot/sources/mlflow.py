@@ -15,6 +15,7 @@ listing of the version in the MLflow UI, while an artifact is fetched only when 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -285,6 +286,20 @@ class MlflowRegistry:
                 await_creation_for=0,
             )
         return ModelVersionInfo.from_mlflow(created)
+
+    def list_versions(self, model: str) -> list[ModelVersionInfo]:
+        """Every version of ``model``, oldest first; raises RegistryNotFound for an unknown model."""
+        with _asking(f"list the versions of model {model!r}"):
+            registered = self._client.get_registered_model(model)  # an unknown model is an error, not an empty list
+            found = self._client.search_model_versions(f"name='{_quoted(model)}'")
+        # Search results carry no aliases; the registered model knows them all.
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (registered.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        return [
+            dataclasses.replace(ModelVersionInfo.from_mlflow(v), aliases=tuple(sorted(aliases.get(str(v.version), ()))))
+            for v in sorted(found, key=lambda v: int(v.version))
+        ]
 
     def find_version_by_run(self, model: str, run_id: str) -> ModelVersionInfo | None:
         """The version of `model` registered from run `run_id`, if any: lets registration be

@@ -27,6 +27,7 @@ from modelpilot.reconcile.retrain import (
     RetrainAction,
     RetrainObservations,
     RunView,
+    TagVersion,
     VersionView,
     champion_alias,
     job_view,
@@ -158,6 +159,8 @@ def _apply(spec: RetrainPolicySpec, namespace: str, action: RetrainAction) -> No
             action.manifest,
             exists_ok=True,
         )
+    elif isinstance(action, TagVersion):
+        registry_for(spec.mlflow.tracking_uri).tag_version(spec.model, action.version, action.tags)
     elif isinstance(action, RegisterCandidate):
         registry = registry_for(spec.mlflow.tracking_uri)
         version = registry.find_version_by_run(spec.model, action.run_id) or registry.register(
@@ -170,7 +173,7 @@ async def apply_retrain_actions(spec: RetrainPolicySpec, ref: PolicyRef, actions
     """Carry out the actions in order; what failed is returned (the next tick asks again)."""
     for action in actions:
         try:
-            pool = MLFLOW if isinstance(action, RegisterCandidate) else KUBERNETES
+            pool = MLFLOW if isinstance(action, (RegisterCandidate, TagVersion)) else KUBERNETES
             await pool.run(ref.namespace, _apply, spec, ref.namespace, action)
         except (RegistryError, KubeError) as err:
             return [f"{type(action).__name__}: {err}"]

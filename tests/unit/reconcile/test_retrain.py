@@ -11,6 +11,10 @@ from modelpilot.api import RETRAIN_POLICY, SpecError, load_spec
 from modelpilot.api.retrain import ProductionState, RetrainPolicyStatus
 from modelpilot.reconcile import PolicyRef, find_condition
 from modelpilot.reconcile.retrain import (
+    GATE_DETAIL_TAG,
+    GATE_TAG,
+    PRODUCTION_TAG_PREFIX,
+    SERVED_TAG,
     CreateCanary,
     CreateJob,
     JobView,
@@ -18,6 +22,7 @@ from modelpilot.reconcile.retrain import (
     RegisterCandidate,
     RetrainObservations,
     RunView,
+    TagVersion,
     VersionView,
     decide_retrain,
 )
@@ -241,7 +246,10 @@ def test_a_candidate_worse_than_the_champion_is_not_deployed() -> None:
         champion=VersionView("3", "run-3", {"accuracy": 0.92, "f1": 0.85}),
     )
     decision = tick(s, status, obs, 3)
-    assert decision.actions == []
+    # Nothing deployed; the registry learns the gate's verdict.
+    assert decision.actions == [
+        TagVersion("4", {GATE_TAG: "rejected", GATE_DETAIL_TAG: "f1 0.855 does not beat the champion's 0.85 by 0.01"})
+    ]
     assert decision.status.last_result == "Rejected"
     assert "f1 0.855 does not beat the champion's 0.85 by 0.01" in decision.status.history[-1].message
     assert [e.reason for e in decision.events] == ["CandidateRejected"]
@@ -385,6 +393,23 @@ def test_a_promotion_records_what_serves_and_what_it_replaced() -> None:
     decision = tick(spec(**GUARDED), status, RetrainObservations(canary_phase="Promoted"), 1)
     production = decision.status.production
     assert (production.version, production.previous, production.since) == ("8", "7", T0 + timedelta(minutes=1))
+
+
+def test_a_version_that_stops_serving_leaves_its_production_quality_in_the_registry() -> None:
+    s, status = spec(**GUARDED), in_production()
+    for minute, accuracy in [(1, 0.95), (2, 0.93), (3, 0.91)]:
+        status = tick(s, status, served(minute, accuracy), minute).status
+    assert status.production.evaluations == 3
+    assert status.production.quality["accuracy"] == pytest.approx((0.95 + 0.93 + 0.91) / 3)
+    replaced = status.model_copy(
+        update={"phase": "Deploying", "candidate_version": "8", "champion_version": "7", "canary": "fraud-v8"}
+    )
+    decision = tick(s, replaced, RetrainObservations(canary_phase="Promoted"), 4)
+    (tags,) = [a for a in decision.actions if isinstance(a, TagVersion)]
+    assert tags.version == "7"
+    assert tags.tags[f"{PRODUCTION_TAG_PREFIX}accuracy"] == "0.93"
+    assert tags.tags[SERVED_TAG].endswith("(3 evaluations)")
+    assert decision.status.production.version == "8" and decision.status.production.evaluations == 0
 
 
 def test_rollback_needs_a_monitor() -> None:

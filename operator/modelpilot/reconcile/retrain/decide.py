@@ -23,7 +23,7 @@ from ..decision import Decision, EventToPost
 from ..owners import PolicyRef
 from .builders import build_canary, build_training_job
 from .gate import register_and_compare
-from .guard import guard_production, promoted
+from .guard import guard_production, production_tags, promoted
 from .observations import CreateCanary, CreateJob, RetrainAction, RetrainObservations
 from .records import conditions, finish
 from .step import PolicyStep
@@ -181,6 +181,8 @@ def _deploying(step: PolicyStep, status: RetrainPolicyStatus) -> tuple[RetrainPo
         return status, f"creating CanaryRelease {name}"
     if phase == "Promoted":
         step.events.append(EventToPost("Normal", "Promoted", f"version {version} promoted by CanaryRelease {name}"))
+        if status.production is not None:
+            step.actions.append(production_tags(status.production, step.now))
         status = status.model_copy(update={"production": promoted(status, version, step.now, step.obs.rollback_annotation)})
         return finish(
             status, step.now, "Promoted", f"version {version} promoted by CanaryRelease {name}"

@@ -9,7 +9,7 @@ from datetime import timedelta
 from modelpilot.api.retrain import MetricComparison, RetrainPolicySpec, RetrainPolicyStatus
 
 from ..decision import EventToPost
-from .observations import RUN_TAG, RegisterCandidate
+from .observations import GATE_DETAIL_TAG, GATE_TAG, RUN_TAG, TRIGGER_TAG, RegisterCandidate, TagVersion
 from .records import finish
 from .step import PolicyStep
 
@@ -72,7 +72,7 @@ def register_and_compare(step: PolicyStep, status: RetrainPolicyStatus) -> tuple
     status = status.model_copy(update={"current_run": run.model_copy(update={"mlflow_run_id": step.obs.run.run_id})})
     if step.obs.candidate is None:
         tags = {
-            "modelpilot.dev/trigger": run.trigger,
+            TRIGGER_TAG: run.trigger,
             "modelpilot.dev/policy": f"{step.owner.namespace}/{step.owner.name}",
             RUN_TAG: run.job,
         }
@@ -87,6 +87,17 @@ def register_and_compare(step: PolicyStep, status: RetrainPolicyStatus) -> tuple
             "champion_version": step.obs.champion.version if step.obs.champion else None,
             "comparison": comparison,
         }
+    )
+    summary = ", ".join(
+        f"{c.metric} {c.challenger:.4g}" + (f" ({c.change:+.4g})" if c.change is not None else "")
+        for c in comparison
+        if c.challenger is not None
+    )
+    step.actions.append(
+        TagVersion(
+            step.obs.candidate.version,
+            {GATE_TAG: "rejected" if failures else "passed", GATE_DETAIL_TAG: "; ".join(failures) or summary},
+        )
     )
     if failures:
         text = f"version {step.obs.candidate.version} rejected: {'; '.join(failures)}"

@@ -15,6 +15,12 @@ from ..pod_policy import PodPolicy
 
 __all__ = [
     "APPROVE_ANNOTATION",
+    "GATE_DETAIL_TAG",
+    "GATE_TAG",
+    "PRODUCTION_TAG_PREFIX",
+    "ROLLED_BACK_TAG",
+    "SERVED_TAG",
+    "TRIGGER_TAG",
     "CHALLENGER_ALIAS",
     "MANUAL_ANNOTATION",
     "MODEL_ARTIFACT",
@@ -29,6 +35,7 @@ __all__ = [
     "RetrainAction",
     "RetrainObservations",
     "RunView",
+    "TagVersion",
     "VersionView",
     "champion_alias",
     "job_view",
@@ -42,6 +49,15 @@ RUN_TAG = "modelpilot.dev/retrain-run"
 MANUAL_ANNOTATION = "modelpilot.dev/retrain-request"
 APPROVE_ANNOTATION = "modelpilot.dev/approve-version"
 ROLLBACK_ANNOTATION = "modelpilot.dev/rollback-request"
+
+# Tags on registered versions: the trigger of the run, the gate's result, and what the version
+# showed in production once it stopped serving (read by `modelpilot versions`).
+TRIGGER_TAG = "modelpilot.dev/trigger"
+GATE_TAG = "modelpilot.dev/gate"
+GATE_DETAIL_TAG = "modelpilot.dev/gate-detail"
+SERVED_TAG = "modelpilot.dev/served"
+PRODUCTION_TAG_PREFIX = "modelpilot.dev/production-"
+ROLLED_BACK_TAG = "modelpilot.dev/rolled-back"
 CHALLENGER_ALIAS = "challenger"
 """The MLflow alias a registered candidate gets until its canary promotes it."""
 
@@ -129,7 +145,16 @@ class CreateCanary:
     manifest: dict[str, Any]
 
 
-RetrainAction = CreateJob | RegisterCandidate | CreateCanary
+@dataclass(frozen=True)
+class TagVersion:
+    """Set these tags on a registered version: the gate's result, and its quality in production
+    once it stops serving (what `modelpilot versions` shows)."""
+
+    version: str
+    tags: Mapping[str, str]
+
+
+RetrainAction = CreateJob | RegisterCandidate | CreateCanary | TagVersion
 
 
 @dataclass(frozen=True)
