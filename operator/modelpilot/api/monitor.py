@@ -355,7 +355,9 @@ class ResourcePrices(ApiModel):
     """Prices per resource and hour, in any one currency, for a cost figure."""
 
     cpu_core_hour: float | None = Field(default=None, ge=0, description="Price of one requested CPU core for an hour.")
-    memory_gib_hour: float | None = Field(default=None, ge=0, description="Price of one requested GiB of memory for an hour.")
+    memory_gib_hour: float | None = Field(
+        default=None, ge=0, alias="memoryGiBHour", description="Price of one requested GiB of memory for an hour."
+    )
     gpu_hour: float | None = Field(default=None, ge=0, description="Price of one GPU for an hour.")
 
 
