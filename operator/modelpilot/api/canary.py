@@ -28,6 +28,9 @@ from .common import (
 from .notify import UNIQUE_CHANNEL_NAMES, DeliveryStatus, NotificationChannel
 
 __all__ = [
+    "ABArm",
+    "ABTestSpec",
+    "ABTestStatus",
     "DEFAULT_TOLERANCE",
     "AnalysisMetric",
     "AnalysisSpec",
@@ -238,6 +241,24 @@ class Webhook(ApiModel):
     )
 
 
+class ABTestSpec(ApiModel):
+    """A fixed split for a while, and a winner declared on one proportion with a sequential test
+    (mSPRT) whose false-positive rate holds however often it is read."""
+
+    metric: str = Field(min_length=1, description="The spec.analysis.metrics entry judged: a built-in error-rate or accuracy.")
+    split: int = Field(default=50, ge=1, le=99, description="Traffic percent on the candidate. Default 50.")
+    duration: Duration = Field(default="7d", description="Without a winner by then, the stable stays. Default 7d.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="The test's false-positive rate, at any look. Default 0.05.")
+    mixing_sd: float = Field(
+        default=0.03,
+        gt=0,
+        le=1,
+        description="Spread of the differences the test looks for (its prior's standard deviation, on the proportion). "
+        "Default 0.03.",
+    )
+    min_samples: int = Field(default=100, ge=1, description="Samples each side needs before a winner is declared.")
+
+
 class CanaryReleaseSpec(ApiModel):
     """Move traffic from stable to a candidate in analysed steps."""
 
@@ -268,6 +289,12 @@ class CanaryReleaseSpec(ApiModel):
     mlflow: MlflowSettings | None = None
     alias: str = Field(default="champion", min_length=1, description="MLflow alias moved at promotion.")
     webhooks: list[Webhook] = Field(default_factory=list, max_length=16, description="Gates and notifications.")
+    mode: Literal["canary", "abTest"] = Field(
+        default="canary",
+        description="canary: analysed steps, then promotion; abTest: a fixed split (spec.abTest) until the sequential "
+        "test declares a winner (the candidate is promoted) or the stable wins or the time runs out (rolled back).",
+    )
+    ab_test: ABTestSpec | None = Field(default=None, description="The A/B test of mode abTest.")
 
     notifications: list[NotificationChannel] = Field(
         default_factory=list, max_length=8, description="Channels this resource's news is sent to."
@@ -283,9 +310,30 @@ class CanaryReleaseSpec(ApiModel):
             ".stepWeights",
         ),
         Rule(
-            "has(self.stepWeights) != has(self.stepWeight)",
-            "set exactly one of stepWeights and stepWeight",
-            lambda spec: (spec.step_weights is None) != (spec.step_weight is None),
+            "(has(self.mode) && self.mode == 'abTest') ? !has(self.stepWeights) && !has(self.stepWeight)"
+            " : has(self.stepWeights) != has(self.stepWeight)",
+            "set exactly one of stepWeights and stepWeight (an abTest takes neither: its split)",
+            lambda spec: (
+                (spec.step_weights is None and spec.step_weight is None)
+                if spec.mode == "abTest"
+                else (spec.step_weights is None) != (spec.step_weight is None)
+            ),
+        ),
+        Rule(
+            "(has(self.mode) && self.mode == 'abTest') == has(self.abTest)",
+            "mode abTest needs abTest, and abTest needs mode abTest",
+            lambda spec: (spec.mode == "abTest") == (spec.ab_test is not None),
+            ".abTest",
+        ),
+        Rule(
+            "!has(self.abTest) || self.analysis.metrics.exists(m, m.name == self.abTest.metric"
+            " && has(m.builtin) && m.builtin != 'latency')",
+            "abTest.metric must name an analysis metric with builtin error-rate or accuracy",
+            lambda spec: (
+                spec.ab_test is None
+                or any(m.name == spec.ab_test.metric and m.builtin in ("error-rate", "accuracy") for m in spec.analysis.metrics)
+            ),
+            ".abTest.metric",
         ),
         Rule(
             "!has(self.maxWeight) || (has(self.stepWeight) && self.maxWeight >= self.stepWeight)",
@@ -308,7 +356,9 @@ class CanaryReleaseSpec(ApiModel):
     )
 
     def weights(self) -> list[int]:
-        """The traffic weights of the steps, in order."""
+        """The traffic weights of the steps, in order (an A/B test has one: its split)."""
+        if self.ab_test is not None:
+            return [self.ab_test.split]
         if self.step_weights is not None:
             return list(self.step_weights)
         assert self.step_weight is not None
@@ -360,7 +410,9 @@ class CanaryAnalysisRecord(ApiModel):
 class RollbackReason(ApiModel):
     """Why a release was rolled back, in fields and in one line (``message``)."""
 
-    reason: Literal["MetricFailed", "NoData", "QueryErrors", "Aborted"] = Field(description="The cause.")
+    reason: Literal["MetricFailed", "NoData", "QueryErrors", "Aborted", "ABTestLost", "ABTestInconclusive"] = Field(
+        description="The cause."
+    )
     step: int = Field(description="The step rolled back from, 1-based.")
     weight: int = Field(description="Candidate traffic percent at that step.")
     time: datetime = Field(description="When the rollback was decided.")
@@ -393,6 +445,29 @@ class ReleaseRecord(ApiModel):
     message: str = Field(default="", description="Why, in one line.")
 
 
+class ABArm(ApiModel):
+    """One side of an A/B test, on all its data since the test started."""
+
+    events: float = Field(description="Errors (error-rate) or right predictions (accuracy).")
+    samples: float = Field(description="Requests or labelled predictions.")
+    rate: float | None = Field(default=None, description="events / samples.")
+
+
+class ABTestStatus(ApiModel):
+    """Where an A/B test stands, and its evidence."""
+
+    metric: str = Field(description="The metric judged.")
+    stable: ABArm
+    candidate: ABArm
+    difference: float | None = Field(default=None, description="Candidate rate minus stable rate.")
+    p_value: float = Field(default=1.0, description="Always-valid p-value: valid at every look, it never rises.")
+    looks: int = Field(default=0, ge=0, description="Checks that read the test.")
+    decision: Literal["Running", "CandidateWins", "StableWins", "Inconclusive"] = Field(
+        default="Running", description="Running until the p-value reaches spec.abTest.alpha or the time runs out."
+    )
+    decided: datetime | None = Field(default=None, description="When the decision was made.")
+
+
 class CanaryReleaseStatus(ResourceStatus):
     """Everything needed to resume a release lives here: a restarted operator continues from it."""
 
@@ -416,6 +491,7 @@ class CanaryReleaseStatus(ResourceStatus):
     counters: CheckCounters = Field(default_factory=CheckCounters)
     last_analysis: list[CanaryAnalysisRecord] = Field(default_factory=list, description="The last check, per metric.")
     rollback: RollbackReason | None = None
+    ab_test: ABTestStatus | None = None
     promotion: PromotionProgress | None = None
     hooks_done: list[HookType] = Field(default_factory=list, description="Gates passed and hooks delivered.")
     settled: bool = Field(

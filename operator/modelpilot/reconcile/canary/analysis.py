@@ -21,7 +21,7 @@ from ..promql import PRESETS, render
 from ..queries import QueryOutcome, usable_count
 from .observations import MetricAnswer, MetricQueries
 
-__all__ = ["CHECK_ORDER", "judge_metric", "metric_queries", "worst"]
+__all__ = ["CHECK_ORDER", "judge_metric", "metric_queries", "proportion_counts", "worst"]
 
 # The generic preset is the data contract that has a `version` label on every series.
 _PRESET = PRESETS["generic"]
@@ -112,6 +112,15 @@ def _sides(metric: AnalysisMetric, answer: MetricAnswer) -> tuple[_Side, _Side]:
         kind = "error" if metric.builtin == "error-rate" else "right"
         return _proportion(answer.candidate, kind), _proportion(answer.stable, kind)
     return _scalar(answer.candidate), _scalar(answer.stable)
+
+
+def proportion_counts(metric: AnalysisMetric, answer: MetricAnswer) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """(events, samples) of the candidate and of the stable for a built-in proportion (errors of
+    error-rate, right predictions of accuracy); None when either answer is unusable."""
+    candidate, stable = _sides(metric, answer)
+    if candidate is _UNJUDGEABLE or stable is _UNJUDGEABLE:
+        return None
+    return (candidate.events, candidate.samples), (stable.events, stable.samples)
 
 
 def _fmt(value: float | None) -> str:

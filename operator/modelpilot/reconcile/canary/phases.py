@@ -10,8 +10,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from modelpilot.analysis.sequential import always_valid_p
 from modelpilot.api import parse_duration
 from modelpilot.api.canary import (
+    ABArm,
+    ABTestStatus,
     CanaryAnalysisRecord,
     CanaryReleaseSpec,
     CanaryReleaseStatus,
@@ -26,7 +29,7 @@ from modelpilot.api.canary import (
 from ..conditions import find_condition
 from ..decision import EventToPost, newest
 from ..owners import ReleaseRef
-from .analysis import judge_metric, worst
+from .analysis import judge_metric, proportion_counts, worst
 from .needs import GATES, NOTIFICATIONS, TERMINAL, approved, configured, fresh, restoring_alias
 from .objects import VERSION_LABEL
 from .observations import RESTART_ANNOTATION, CanaryObservations
@@ -224,8 +227,74 @@ class ReleaseTick:
                     ),
                 )
             )
+        elif self.spec.ab_test is not None:
+            if s.phase == "Progressing":
+                self.ab_look()
         elif outcome == "Pass" and s.phase == "Progressing":
             self.advance()
+
+    def ab_look(self) -> None:
+        """Read the A/B test on all its data so far: a winner, the stable kept, or more data."""
+        ab, s = self.spec.ab_test, self.status
+        assert ab is not None and s.step_started is not None
+        metric = next(m for m in self.spec.analysis.metrics if m.name == ab.metric)
+        answer = self.obs.metrics.get(ab.metric)
+        counts = proportion_counts(metric, answer) if answer is not None else None
+        previous = s.ab_test
+        looked = previous.model_copy(update={"looks": previous.looks + 1}) if previous else None
+        if counts is not None:
+            (c_events, c_samples), (s_events, s_samples) = counts
+            enough = min(c_samples, s_samples) >= ab.min_samples
+            # Only looks with enough samples on both sides move the p-value, so early noise cannot.
+            result = always_valid_p(
+                s_events, s_samples, c_events, c_samples, tau=ab.mixing_sd, previous_p=previous.p_value if previous else 1.0
+            )
+            looked = ABTestStatus(
+                metric=ab.metric,
+                stable=ABArm(events=s_events, samples=s_samples, rate=result.rate_a if result else None),
+                candidate=ABArm(events=c_events, samples=c_samples, rate=result.rate_b if result else None),
+                difference=result.difference if result else None,
+                p_value=result.p_value if result and enough else (previous.p_value if previous else 1.0),
+                looks=(previous.looks if previous else 0) + 1,
+            )
+        self.update(ab_test=looked)
+        if looked is not None and looked.difference is not None and looked.p_value <= ab.alpha:
+            candidate_better = (looked.difference < 0) == (metric.builtin == "error-rate")
+            what = (
+                f"{ab.metric}: candidate {looked.candidate.rate:.4g} against stable {looked.stable.rate:.4g} "
+                f"on {looked.candidate.samples:.0f} and {looked.stable.samples:.0f} samples, always-valid p {looked.p_value:.3g}"
+            )
+            if candidate_better:
+                self.update(ab_test=looked.model_copy(update={"decision": "CandidateWins", "decided": self.now}))
+                self.event("Normal", "ABTestDecided", f"the candidate wins the A/B test: {what}")
+                self.advance()
+            else:
+                self.update(ab_test=looked.model_copy(update={"decision": "StableWins", "decided": self.now}))
+                self.roll_back(self.ab_reason("ABTestLost", f"the stable wins the A/B test: {what}", looked))
+        elif self.now - s.step_started >= parse_duration(ab.duration):
+            decided = looked.model_copy(update={"decision": "Inconclusive", "decided": self.now}) if looked else None
+            self.update(ab_test=decided)
+            message = (
+                f"no winner after {ab.duration}; the stable stays (always-valid p {looked.p_value:.3g})"
+                if looked
+                else (f"no winner after {ab.duration}: no data; the stable stays")
+            )
+            self.roll_back(self.ab_reason("ABTestInconclusive", message, looked))
+
+    def ab_reason(
+        self, reason: Literal["ABTestLost", "ABTestInconclusive"], message: str, ab: ABTestStatus | None
+    ) -> RollbackReason:
+        s = self.status
+        return RollbackReason(
+            reason=reason,
+            step=s.current_step or 0,
+            weight=s.canary_weight or 0,
+            time=self.now,
+            metric=ab.metric if ab else None,
+            value=ab.candidate.rate if ab else None,
+            baseline=ab.stable.rate if ab else None,
+            message=message,
+        )
 
     def with_policy(self, verdict: CheckVerdict) -> CheckVerdict:
         if verdict != "NoData":
