@@ -583,3 +583,28 @@ def test_abort_sends_traffic_back_to_stable_at_once_and_leaves_the_alias(
         wait_for(lambda: stage.candidate_replicas() == 0, timeout=20, what="candidate scaled to zero")
         assert MlflowRegistry(mlflow_server.url).resolve_alias(stage.model, "champion").version == champion
         assert stage.condition("RolledBack")[:2] == ("True", "Aborted")
+
+
+def test_an_ab_test_declares_the_better_candidate_the_winner_and_promotes_it(
+    stack: Callable[[str], Any], prometheus: PrometheusServer, mlflow_server: MlflowServer
+) -> None:
+    with stack("replicas") as (stage, (_, candidate)):
+        manifest = release(
+            stage,
+            prometheus,
+            mlflow_server.url,
+            candidate,
+            mode="abTest",
+            abTest={"metric": "accuracy", "split": 50, "duration": "10m", "minSamples": 100},
+        )
+        del manifest["spec"]["stepWeights"]
+        manifest["spec"]["candidate"]["env"] = [{"name": "ACCURACY", "value": "1.0"}]  # the stable's is 0.95
+        apply(stage.cluster, stage.namespace, manifest)
+        done = stage.wait(lambda s: s.get("phase") in ("Promoted", "RolledBack"), "a verdict", timeout=180)
+        assert done["phase"] == "Promoted", json.dumps(done, indent=1)
+        assert max(s.get("canaryWeight") or 0 for s in stage.seen if s.get("phase") == "Progressing") == 50
+        ab = done["abTest"]
+        assert ab["decision"] == "CandidateWins" and ab["pValue"] <= 0.05
+        assert ab["candidate"]["rate"] > ab["stable"]["rate"] and min(ab["candidate"]["samples"], ab["stable"]["samples"]) >= 100
+        assert MlflowRegistry(mlflow_server.url).resolve_alias(stage.model, "champion").version == candidate
+        assert any(reason == "ABTestDecided" for _, reason, _ in events(stage, "Promoted"))

@@ -173,7 +173,10 @@ class AnalysisMetric(ApiModel):
     """
 
     name: str = Field(
-        min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Name of the check, in status and Events."
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Name of the check, in status and Events.",
     )
     builtin: Builtin | None = Field(default=None, description="error-rate, latency or accuracy.")
     query: PromQLTemplate | None = None
@@ -245,7 +248,9 @@ class ABTestSpec(ApiModel):
     """A fixed split for a while, and a winner declared on one proportion with a sequential test
     (mSPRT) whose false-positive rate holds however often it is read."""
 
-    metric: str = Field(min_length=1, description="The spec.analysis.metrics entry judged: a built-in error-rate or accuracy.")
+    metric: str = Field(
+        min_length=1, max_length=63, description="The spec.analysis.metrics entry judged: a built-in error-rate or accuracy."
+    )
     split: int = Field(default=50, ge=1, le=99, description="Traffic percent on the candidate. Default 50.")
     duration: Duration = Field(default="7d", description="Without a winner by then, the stable stays. Default 7d.")
     alpha: float = Field(default=0.05, gt=0, lt=1, description="The test's false-positive rate, at any look. Default 0.05.")
