@@ -53,7 +53,8 @@ local function undecided(generation, status, conditions, ready)
   return nil
 end
 
--- The condition status that is a problem, as the operator alerts on it.
+-- The condition status that is a problem, as the operator alerts on it at warning or critical
+-- (Overprovisioned is advice, at info: not a degradation).
 local MONITOR_PROBLEMS = {
   Healthy = "False",
   PerformanceDegraded = "True",
@@ -62,6 +63,7 @@ local MONITOR_PROBLEMS = {
   DataDrift = "True",
   LabelDrift = "True",
   ConceptDrift = "True",
+  ResourcePressure = "True",
 }
 
 local function monitor(status, conditions, ready)

@@ -453,9 +453,16 @@ def test_every_phase_of_each_kind_has_a_sample() -> None:
     assert phases == {RETRAIN_POLICY.kind: set(get_args(RetrainPhase)), CANARY_RELEASE.kind: set(get_args(CanaryPhase))}
 
 
-@pytest.mark.parametrize(("problem", "bad"), sorted((problem, bad) for problem, (bad, _) in PROBLEMS.items()))
+@pytest.mark.parametrize(
+    ("problem", "bad"), sorted((problem, bad) for problem, (bad, severity) in PROBLEMS.items() if severity != "info")
+)
 def test_every_condition_a_monitor_alerts_on_is_degraded(problem: str, bad: str) -> None:
     assert argocd_health(monitor_with(problem, bad)) == ("Degraded", f"{problem}: {problem} is {bad}")
+
+
+@pytest.mark.parametrize(("problem", "bad"), sorted((p, bad) for p, (bad, severity) in PROBLEMS.items() if severity == "info"))
+def test_advice_at_info_leaves_a_monitor_healthy(problem: str, bad: str) -> None:
+    assert argocd_health(monitor_with(problem, bad))[0] == "Healthy"
 
 
 def test_what_the_script_does_not_know_is_unknown() -> None:
