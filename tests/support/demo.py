@@ -1,7 +1,8 @@
 """`make demo`: a model's life in production, told on a local stack in a few minutes, unattended.
 
 A fraud model (version 3, the MLflow champion) has 60 days of metrics in Prometheus in which its
-accuracy falls and its features drift. The operator runs examples/ against it:
+accuracy falls and its features drift. The operator runs examples/ against it (the monitor, the
+retrain policy, and the model server's Deployment; the policy makes the CanaryReleases):
 
 1. the ModelMonitor sees accuracy fall and features drift;
 2. the RetrainPolicy fires;
@@ -15,7 +16,9 @@ accuracy falls and its features drift. The operator runs examples/ against it:
    delivers the alert to a local receiver.
 
 `kubectl get` is printed between phases, and a timeline at the end. With --once everything
-stops after the story; without, it keeps running until interrupted (Ctrl-C).
+stops after the story; without, it keeps running until interrupted (Ctrl-C). With KUBECONFIG set
+the story runs on that cluster's API server instead of a local one; the operator it starts
+watches only the demo's namespace, and the demo still plays kubelet there.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import contextlib
 import json
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -140,12 +144,12 @@ class Story:
                 last_text, last_print = text, now
             time.sleep(0.5)
 
-    def print_timeline(self) -> None:
+    def print_timeline(self, ending: str = "the story is told") -> None:
         print(f"\n{'=' * 100}\nTimeline\n{'=' * 100}", flush=True)
         print(f"  {'phase':<11} {'time':>5}  what happened")
         for phase, at, text in sorted(self.timeline, key=lambda entry: entry[1]):
             print(f"  {phase:<11} {self.clock(at):>5}  {text}")
-        print(f"  {'end':<11} {self.clock():>5}  the story is told, in {time.monotonic() - self.began:.0f} s", flush=True)
+        print(f"  {'end':<11} {self.clock():>5}  {ending}, in {time.monotonic() - self.began:.0f} s", flush=True)
 
 
 # --- reading the resources -----------------------------------------------------------------
@@ -153,7 +157,7 @@ class Story:
 
 def status(stack: DemoStack, kind: str, name: str) -> dict[str, Any]:
     found = stack.cluster.kubectl("get", kind, name, "-n", NAMESPACE, "-o", "json", check=False)
-    return json.loads(found.stdout).get("status") or {} if found.returncode == 0 else {}
+    return (json.loads(found.stdout).get("status") or {}) if found.returncode == 0 else {}
 
 
 def status_when(
@@ -413,7 +417,13 @@ def run(once: bool) -> int:
         stack = start_stack(Path(tmp), services, monitor, story.say)
         monitor["spec"]["prometheus"]["url"] = stack.history.url
         story.happened("stack ready")
-        tell(story, stack, monitor)
+        try:
+            tell(story, stack, monitor)
+        except (TimeoutError, RuntimeError, AssertionError, subprocess.CalledProcessError) as error:
+            print(f"\nthe story stopped in phase {story.phase}: {error}", flush=True)
+            story.print_timeline(ending=f"stopped in phase {story.phase}")
+            print(f"\nthe operator's last log lines:\n{stack.operator.log_tail(30)}", flush=True)
+            return 1
         story.print_timeline()
         if once:
             return 0
