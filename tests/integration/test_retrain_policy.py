@@ -29,19 +29,23 @@ def kubelet(operator: OperatorProcess, namespace: str, tmp_path: Path) -> Iterat
         yield running
 
 
-def champion(mlflow_url: str, model: str, metrics: dict[str, float]) -> str:
-    """A registered champion version whose run logged ``metrics``."""
+def seeded_version(mlflow_url: str, model: str, metrics: dict[str, float], tags: dict[str, str] | None = None) -> str:
+    """A registered version whose run logged ``metrics``, with ``tags`` on the version."""
     client = MlflowClient(tracking_uri=mlflow_url)
     name = f"{model}-seed"
     experiment = client.get_experiment_by_name(name)
     run = client.create_run(experiment.experiment_id if experiment else client.create_experiment(name))
     for key, value in metrics.items():
         client.log_metric(run.info.run_id, key, value)
-    client.log_text(run.info.run_id, "champion", "model/MLmodel")
+    client.log_text(run.info.run_id, "model", "model/MLmodel")
     client.set_terminated(run.info.run_id)
-    registry = MlflowRegistry(mlflow_url)
-    version = registry.register(model, run.info.run_id, "model").version
-    registry.set_alias(model, "champion", version)
+    return MlflowRegistry(mlflow_url).register(model, run.info.run_id, "model", tags=tags).version
+
+
+def champion(mlflow_url: str, model: str, metrics: dict[str, float]) -> str:
+    """A registered champion version whose run logged ``metrics``."""
+    version = seeded_version(mlflow_url, model, metrics)
+    MlflowRegistry(mlflow_url).set_alias(model, "champion", version)
     return version
 
 

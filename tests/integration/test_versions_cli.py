@@ -8,25 +8,11 @@ import json
 import subprocess
 import sys
 
-from mlflow import MlflowClient
-
 from modelpilot.reconcile.retrain import GATE_DETAIL_TAG, GATE_TAG, PRODUCTION_TAG_PREFIX, SERVED_TAG, TRIGGER_TAG
 from modelpilot.sources.mlflow import MlflowRegistry
-from tests.integration.test_retrain_policy import apply, policy, status
+from tests.integration.test_retrain_policy import apply, policy, seeded_version, status
 from tests.support.kube import OperatorProcess, wait_for
 from tests.support.mlflow_server import MlflowServer
-
-
-def registered(url: str, model: str, metrics: dict[str, float], tags: dict[str, str]) -> str:
-    client = MlflowClient(tracking_uri=url)
-    name = f"{model}-seed"
-    experiment = client.get_experiment_by_name(name)
-    run = client.create_run(experiment.experiment_id if experiment else client.create_experiment(name))
-    for key, value in metrics.items():
-        client.log_metric(run.info.run_id, key, value)
-    client.log_text(run.info.run_id, "model", "model/MLmodel")
-    client.set_terminated(run.info.run_id)
-    return MlflowRegistry(url).register(model, run.info.run_id, "model", tags=tags).version
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,7 +23,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def test_versions_list_describe_and_compare_show_training_gate_and_production(mlflow_server: MlflowServer) -> None:
     model = "fraud-versions"
-    old = registered(
+    old = seeded_version(
         mlflow_server.url,
         model,
         {"accuracy": 0.91, "f1": 0.88},
@@ -48,7 +34,7 @@ def test_versions_list_describe_and_compare_show_training_gate_and_production(ml
             f"{PRODUCTION_TAG_PREFIX}accuracy": "0.9",
         },
     )
-    new = registered(
+    new = seeded_version(
         mlflow_server.url,
         model,
         {"accuracy": 0.94, "f1": 0.9},
