@@ -101,8 +101,15 @@ def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
     # status they were printed from, one that did not change while kubectl read it.
     columns, shown = wait_for(lambda: columns_with_status(cluster, namespace), timeout=60, what="a steady status")
     assert columns["VERSION"] == "3" and columns["READY"] == "True" and columns["DRIFTED"] == "3/6"
-    assert abs(float(columns["ACCURACY"]) - shown["summary"]["accuracy"]) < 1e-6
-    assert float(columns["P99"]) == pytest.approx(shown["summary"]["latencyP99"], rel=1e-6)
+    # Readable figures, the same as the numbers machines read: a percentage and a latency with its unit.
+    summary = shown["summary"]
+    assert columns["ACCURACY"] == summary["accuracyText"] and columns["ACCURACY"].endswith("%")
+    assert float(columns["ACCURACY"].rstrip("%")) / 100 == pytest.approx(summary["accuracy"], abs=5e-4)
+    assert columns["P99"] == summary["latencyP99Text"] and columns["P99"].endswith("ms")
+    assert float(columns["P99"].removesuffix("ms")) / 1000 == pytest.approx(summary["latencyP99"], rel=5e-3)
+    wide = cluster.kubectl("get", "mm", MONITOR, "-n", namespace, "-o", "wide").stdout.splitlines()
+    errors = dict(zip(wide[0].split(), wide[1].split(), strict=True))["ERRORS"]
+    assert errors.endswith("%") and float(errors.rstrip("%")) < 5
 
     # The gauges too, against the status of the same evaluation.
     labels = {"namespace": namespace, "monitor": MONITOR, "model": "fraud-detector"}

@@ -457,6 +457,11 @@ class MonitorSummary(ApiModel):
     throughput: float | None = Field(default=None, description="Requests per second.")
     error_rate: float | None = Field(default=None, description="Fraction of requests that failed.")
     drifted: str | None = Field(default=None, description="Drifted features as N/M.")
+    accuracy_text: str | None = Field(default=None, max_length=16, description="accuracy as a percentage, for reading.")
+    latency_p99_text: str | None = Field(
+        default=None, max_length=16, description="latencyP99 with its unit (us, ms, s), for reading."
+    )
+    error_rate_text: str | None = Field(default=None, max_length=16, description="errorRate as a percentage, for reading.")
 
 
 class PerformanceStatus(ApiModel):

@@ -144,6 +144,10 @@ def test_a_healthy_model_gets_every_condition_false_or_true_as_it_should() -> No
     status = result.status
     assert status.summary.drifted == "0/3"
     assert status.summary.accuracy == pytest.approx(0.95)
+    # The columns' text says the same figures: 95.0%, and p99 (0.13 s) in milliseconds.
+    assert status.summary.accuracy_text == "95.0%"
+    assert status.summary.latency_p99_text == f"{status.summary.latency_p99 * 1000:.3g}ms"
+    assert status.summary.error_rate_text == f"{status.summary.error_rate:.1%}"
     assert status.quality.samples == 2000
     assert status.performance.throughput == pytest.approx(1000 / 300, rel=1e-5)
     assert status.performance.latency_mean == pytest.approx(0.06)

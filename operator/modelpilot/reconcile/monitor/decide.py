@@ -36,6 +36,7 @@ from .performance import assess_performance, health_verdict
 from .quality import assess_degradation, assess_quality, degradation_verdict
 from .resources import RESOURCE_CONDITIONS, assess_resources
 from .rules import NO_RULE_DEFAULTS, RuleDefaults, prometheus_rule, prometheus_rule_name
+from .summary import latency_text, percent_text
 from .verdict import Verdict
 
 __all__ = ["CONDITION_TYPES", "MonitorDecision", "decide_monitor", "is_due", "owned_to_observe"]
@@ -144,6 +145,9 @@ def decide_monitor(
             throughput=performance.throughput if performance else None,
             error_rate=performance.error_rate if performance else None,
             drifted=f"{sum(f.verdict == 'Drift' for f in features)}/{len(tested)}" if features else None,
+            accuracy_text=percent_text(quality.accuracy if quality else None),
+            latency_p99_text=latency_text(performance.latency_p99 if performance else None),
+            error_rate_text=percent_text(performance.error_rate if performance else None),
         ),
         "performance": performance,
         "quality": quality,
