@@ -123,6 +123,7 @@ local RELEASE_PHASES = {
   Promoting = "Progressing",
   Promoted = "Healthy",
   RolledBack = "Degraded",
+  Completed = "Healthy",
 }
 
 local function release(status, conditions, ready)

@@ -97,6 +97,7 @@ class Behaviour:
     error_rate: float = 0.0
     latency: float = 0.02
     accuracy: float = 0.95
+    fraud_share: float = 0.1  # of its predictions
 
 
 def requests_samples(n: float, b: Behaviour) -> list[Sample]:
@@ -113,6 +114,10 @@ def latency_samples(n: float, b: Behaviour) -> list[Sample]:
         cumulative += shares.get(i, 0.0) * n
         out.append(Sample({"le": "+Inf" if bound == float("inf") else repr(bound)}, cumulative))
     return out
+
+
+def prediction_samples(n: float, b: Behaviour) -> list[Sample]:
+    return [Sample({"class": "fraud"}, n * b.fraud_share), Sample({"class": "legit"}, n * (1 - b.fraud_share))]
 
 
 def feedback_samples(n: float, b: Behaviour) -> list[Sample]:
@@ -137,6 +142,7 @@ class World:
     status: CanaryReleaseStatus = field(default_factory=CanaryReleaseStatus)
     candidate: dict[str, Any] | None = None
     weight: int = 0
+    mirror: int = 0
     stable_annotation: str | None = None
     stable_generation: int = 1
     stable_observed: int = 1
@@ -197,13 +203,20 @@ class World:
     def answers(self, needs: CanaryNeeds) -> dict[str, MetricAnswer]:
         share = (self.actual_weight() or 0.0) / 100
         n_stable, n_candidate = self.samples[0] * (1 - share) / 0.8, self.samples[1] * share / 0.2
+        if self.mirror:
+            n_candidate = n_stable * self.mirror / 100  # a copy of the stable's requests
         out = {}
         for name, queries in needs.queries.items():
             if not self.prometheus_up:
                 error = QueryFailed("Unreachable", "cannot connect to Prometheus at http://prometheus:9090", queries.candidate)
                 out[name] = MetricAnswer(QueryOutcome(queries.candidate, error=error), QueryOutcome(queries.stable, error=error))
                 continue
-            make = {"error-rate": requests_samples, "latency": latency_samples, "accuracy": feedback_samples}[name]
+            make = {
+                "error-rate": requests_samples,
+                "latency": latency_samples,
+                "accuracy": feedback_samples,
+                "Agreement": prediction_samples,
+            }[name]
             out[name] = MetricAnswer(
                 QueryOutcome(queries.candidate, samples=tuple(make(n_candidate, self.candidate_behaviour))),
                 QueryOutcome(queries.stable, samples=tuple(make(n_stable, self.stable))),
@@ -234,7 +247,7 @@ class World:
         if plan is None:
             return
         self.candidate = copy.deepcopy(dict(plan.deployment))
-        self.weight = plan.weight
+        self.weight, self.mirror = plan.weight, plan.mirror
         if plan.restart is not None:
             self.restarts_written.append(plan.restart)
             if self.stable_annotation != plan.restart:

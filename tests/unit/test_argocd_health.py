@@ -273,6 +273,13 @@ def release_rolled_back() -> dict[str, Any]:
     return canary(world)
 
 
+def release_shadow_stopped() -> dict[str, Any]:
+    shadow = {"then": "stop", "duration": "1m"}
+    world = World(release_spec(router={"type": "gatewayAPI", "httpRoute": {"name": "fraud"}}, mode="shadow", shadow=shadow))
+    world.run_until("Completed")
+    return canary(world)
+
+
 def release_aborted() -> dict[str, Any]:
     world = World(release_spec())
     world.run_until("Progressing")
@@ -429,6 +436,7 @@ SAMPLES |= {
     "CanaryRelease: Promoted": Sample(lambda: manual_release()["Promoted"], "Healthy", "version 4 promoted"),
     "CanaryRelease: RolledBack": Sample(release_rolled_back, "Degraded", "RolledBack: error-rate failed at step 1/3"),
     "CanaryRelease: RolledBack by abort": Sample(release_aborted, "Degraded", "RolledBack: aborted at step 1/3"),
+    "CanaryRelease: Completed after its shadow": Sample(release_shadow_stopped, "Healthy", "passed its shadow"),
     "CanaryRelease: held without Prometheus": Sample(release_without_prometheus, "Degraded", "AnalysisHeld"),
     "CanaryRelease: held without candidate data": Sample(
         lambda: release_held(World(release_spec(), samples=(800.0, 0.0)), "NoData"), "Progressing", "AnalysisHeld"

@@ -31,6 +31,8 @@ __all__ = [
     "ABArm",
     "ABTestSpec",
     "ABTestStatus",
+    "ShadowSpec",
+    "ShadowStatus",
     "DEFAULT_TOLERANCE",
     "AnalysisMetric",
     "AnalysisSpec",
@@ -54,7 +56,7 @@ __all__ = [
     "Webhook",
 ]
 
-CanaryPhase = Literal["Initializing", "Progressing", "AwaitingPromotion", "Promoting", "Promoted", "RolledBack"]
+CanaryPhase = Literal["Initializing", "Progressing", "AwaitingPromotion", "Promoting", "Promoted", "RolledBack", "Completed"]
 PromotionStage = Literal["ShiftTraffic", "MoveAlias", "RestartStable"]
 CheckVerdict = Literal["Pass", "Fail", "NoData", "QueryError", "Inconclusive"]
 HookType = Literal["confirm-rollout", "pre-rollout", "confirm-promotion", "post-rollout", "rollback", "event"]
@@ -264,6 +266,26 @@ class ABTestSpec(ApiModel):
     min_samples: int = Field(default=100, ge=1, description="Samples each side needs before a winner is declared.")
 
 
+class ShadowSpec(ApiModel):
+    """The candidate gets a mirrored copy of the stable's requests, and its answers go nowhere."""
+
+    percent: int = Field(default=100, ge=1, le=100, description="Percent of requests mirrored to the candidate. Default 100.")
+    duration: Duration = Field(default="10m", description="How long the candidate is judged in the shadow. Default 10m.")
+    min_agreement: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="Least agreement of the candidate's predicted classes with the stable's on the same requests "
+        "(1 - total variation distance of their class shares). Default 0.95.",
+    )
+    min_samples: int = Field(default=100, ge=1, description="Predictions each side needs before agreement is judged.")
+    then: Literal["canary", "stop"] = Field(
+        default="canary",
+        description="After a passing shadow: canary (the steps of stepWeights, then promotion) or stop (the release "
+        "ends Completed, nothing promoted).",
+    )
+
+
 class CanaryReleaseSpec(ApiModel):
     """Move traffic from stable to a candidate in analysed steps."""
 
@@ -294,12 +316,14 @@ class CanaryReleaseSpec(ApiModel):
     mlflow: MlflowSettings | None = None
     alias: str = Field(default="champion", min_length=1, description="MLflow alias moved at promotion.")
     webhooks: list[Webhook] = Field(default_factory=list, max_length=16, description="Gates and notifications.")
-    mode: Literal["canary", "abTest"] = Field(
+    mode: Literal["canary", "abTest", "shadow"] = Field(
         default="canary",
         description="canary: analysed steps, then promotion; abTest: a fixed split (spec.abTest) until the sequential "
-        "test declares a winner (the candidate is promoted) or the stable wins or the time runs out (rolled back).",
+        "test declares a winner (the candidate is promoted) or the stable wins or the time runs out (rolled back); "
+        "shadow: mirrored traffic first (spec.shadow), then the canary steps or a stop.",
     )
     ab_test: ABTestSpec | None = Field(default=None, description="The A/B test of mode abTest.")
+    shadow: ShadowSpec | None = Field(default=None, description="The shadow phase of mode shadow (gatewayAPI or istio).")
 
     notifications: list[NotificationChannel] = Field(
         default_factory=list, max_length=8, description="Channels this resource's news is sent to."
@@ -329,6 +353,18 @@ class CanaryReleaseSpec(ApiModel):
             "mode abTest needs abTest, and abTest needs mode abTest",
             lambda spec: (spec.mode == "abTest") == (spec.ab_test is not None),
             ".abTest",
+        ),
+        Rule(
+            "(has(self.mode) && self.mode == 'shadow') == has(self.shadow)",
+            "mode shadow needs shadow, and shadow needs mode shadow",
+            lambda spec: (spec.mode == "shadow") == (spec.shadow is not None),
+            ".shadow",
+        ),
+        Rule(
+            "!has(self.shadow) || (has(self.router) && self.router.type != 'replicas')",
+            "a shadow mirrors requests: it needs the gatewayAPI or istio router",
+            lambda spec: spec.shadow is None or spec.router.type != "replicas",
+            ".router.type",
         ),
         Rule(
             "!has(self.abTest) || self.analysis.metrics.exists(m, m.name == self.abTest.metric"
@@ -415,8 +451,8 @@ class CanaryAnalysisRecord(ApiModel):
 class RollbackReason(ApiModel):
     """Why a release was rolled back, in fields and in one line (``message``)."""
 
-    reason: Literal["MetricFailed", "NoData", "QueryErrors", "Aborted", "ABTestLost", "ABTestInconclusive"] = Field(
-        description="The cause."
+    reason: Literal["MetricFailed", "NoData", "QueryErrors", "Aborted", "ABTestLost", "ABTestInconclusive", "ShadowDisagreed"] = (
+        Field(description="The cause.")
     )
     step: int = Field(description="The step rolled back from, 1-based.")
     weight: int = Field(description="Candidate traffic percent at that step.")
@@ -444,7 +480,7 @@ class ReleaseRecord(ApiModel):
 
     version: str | None = Field(default=None, description="The candidate's model version.")
     image: str | None = Field(default=None, description="The candidate's image, if it set one.")
-    outcome: Literal["Promoted", "RolledBack"] = Field(description="How it ended.")
+    outcome: Literal["Promoted", "RolledBack", "Completed"] = Field(description="How it ended.")
     started: datetime | None = Field(default=None, description="When it started.")
     time: datetime = Field(description="When it ended.")
     message: str = Field(default="", description="Why, in one line.")
@@ -473,6 +509,19 @@ class ABTestStatus(ApiModel):
     decided: datetime | None = Field(default=None, description="When the decision was made.")
 
 
+class ShadowStatus(ApiModel):
+    """Where the shadow phase stands: the candidate on mirrored requests."""
+
+    started: datetime = Field(description="When the candidate began to get mirrored requests.")
+    stable_predictions: float = Field(default=0, description="The stable's predictions over the shadow.")
+    candidate_predictions: float = Field(default=0, description="The candidate's predictions over the shadow.")
+    agreement: float | None = Field(
+        default=None,
+        description="1 - total variation distance of the two sides' class shares; disagreement is at least 1 - this.",
+    )
+    decision: Literal["Running", "Passed", "Failed"] = Field(default="Running", description="The shadow's outcome.")
+
+
 class CanaryReleaseStatus(ResourceStatus):
     """Everything needed to resume a release lives here: a restarted operator continues from it."""
 
@@ -497,6 +546,7 @@ class CanaryReleaseStatus(ResourceStatus):
     last_analysis: list[CanaryAnalysisRecord] = Field(default_factory=list, description="The last check, per metric.")
     rollback: RollbackReason | None = None
     ab_test: ABTestStatus | None = None
+    shadow: ShadowStatus | None = None
     promotion: PromotionProgress | None = None
     hooks_done: list[HookType] = Field(default_factory=list, description="Gates passed and hooks delivered.")
     settled: bool = Field(

@@ -192,7 +192,7 @@ class CanaryCluster:
         router = router_for(spec, namespace, release)
         steps: list[tuple[str, Any]] = []
         if plan.drain_first:
-            steps.append(("router weight", lambda: router.set_weight(plan.weight)))
+            steps.append(("router weight", lambda: router.set_weight(plan.weight, plan.mirror)))
         if plan.service is not None:
             service = plan.service
             steps.append(
@@ -203,7 +203,7 @@ class CanaryCluster:
             ("candidate Deployment", lambda: self._apply_object(self._apps.patch_namespaced_deployment, deployment, namespace))
         )
         if not plan.drain_first:
-            steps.append(("router weight", lambda: router.set_weight(plan.weight)))
+            steps.append(("router weight", lambda: router.set_weight(plan.weight, plan.mirror)))
         if plan.restart is not None:
             restart = plan.restart
             steps.append(("stable restart", lambda: self._restart(spec.target.deployment, restart, namespace)))

@@ -40,8 +40,9 @@ class Router(ABC):
         """Percent of traffic on the candidate as things stand; None when nothing serves."""
 
     @abstractmethod
-    async def set_weight(self, weight: int) -> None:
-        """Send ``weight`` percent of traffic to the candidate; a no-op when already so."""
+    async def set_weight(self, weight: int, mirror: int = 0) -> None:
+        """Send ``weight`` percent of traffic to the candidate, and a copy of ``mirror`` percent
+        of the stable's; a no-op when already so."""
 
 
 class ReplicaRouter(Router):
@@ -51,8 +52,8 @@ class ReplicaRouter(Router):
         total = stable_ready + candidate_ready
         return 100.0 * candidate_ready / total if total else None
 
-    async def set_weight(self, weight: int) -> None:
-        return None  # the candidate's replica count, applied with its Deployment, is the weight
+    async def set_weight(self, weight: int, mirror: int = 0) -> None:
+        return None  # the candidate's replica count, applied with its Deployment, is the weight (no mirror)
 
 
 class RouteRouter(Router):
@@ -66,9 +67,9 @@ class RouteRouter(Router):
     def _field(self) -> str:
         return "rules" if self.kind is HTTPROUTE else "http"
 
-    def _weighted(self, entries: Sequence[Mapping[str, Any]], weight: int) -> list[dict[str, Any]]:
+    def _weighted(self, entries: Sequence[Mapping[str, Any]], weight: int, mirror: int) -> list[dict[str, Any]]:
         edit = weighted_http_route if self.kind is HTTPROUTE else weighted_virtual_service
-        return edit(entries, stable=self.stable, candidate=self.candidate, weight=weight, header=self.header)
+        return edit(entries, stable=self.stable, candidate=self.candidate, weight=weight, header=self.header, mirror=mirror)
 
     def _get(self) -> dict[str, Any]:
         api = kubernetes.client.CustomObjectsApi(api_client())
@@ -89,13 +90,13 @@ class RouteRouter(Router):
                 return 100.0 * weights.get(self.candidate, 0.0) / total if total else None
         return None
 
-    async def set_weight(self, weight: int) -> None:
-        await KUBERNETES.run(self.namespace, self._set, weight)
+    async def set_weight(self, weight: int, mirror: int = 0) -> None:
+        await KUBERNETES.run(self.namespace, self._set, weight, mirror)
 
-    def _set(self, weight: int) -> None:
+    def _set(self, weight: int, mirror: int) -> None:
         body = self._get()
         entries = body.get("spec", {}).get(self._field) or []
-        wanted = self._weighted(entries, weight)
+        wanted = self._weighted(entries, weight, mirror)
         if wanted == entries:
             return
         api = kubernetes.client.CustomObjectsApi(api_client())

@@ -21,7 +21,19 @@ from ..promql import PRESETS, render
 from ..queries import QueryOutcome, usable_count
 from .observations import MetricAnswer, MetricQueries
 
-__all__ = ["CHECK_ORDER", "judge_metric", "metric_queries", "proportion_counts", "worst"]
+__all__ = [
+    "AGREEMENT",
+    "CHECK_ORDER",
+    "agreement_queries",
+    "class_shares",
+    "judge_metric",
+    "metric_queries",
+    "proportion_counts",
+    "worst",
+]
+
+#: The queries of a shadow's agreement: capitalised, so no analysis metric (lower case) has the name.
+AGREEMENT = "Agreement"
 
 # The generic preset is the data contract that has a `version` label on every series.
 _PRESET = PRESETS["generic"]
@@ -49,6 +61,35 @@ def metric_queries(
         return query
 
     return {m.name: MetricQueries(rendered(m, candidate), rendered(m, stable)) for m in metrics}
+
+
+def agreement_queries(*, model: str, stable: str, candidate: str, namespace: str, window: timedelta) -> MetricQueries:
+    """Predicted classes of the candidate and of the stable over the same (mirrored) requests."""
+
+    def rendered(version: str) -> str:
+        query = render(_PRESET, "predictions", model=model, version=version, namespace=namespace, window=window)
+        assert query is not None
+        return query
+
+    return MetricQueries(rendered(candidate), rendered(stable))
+
+
+def class_shares(answer: MetricAnswer) -> tuple[tuple[dict[str, float], float], tuple[dict[str, float], float]] | None:
+    """Each side's share of predictions per class and its total; None when a side has none or
+    its answer is unusable."""
+    sides = []
+    for outcome in (answer.candidate, answer.stable):
+        if not _counts_usable(outcome):
+            return None
+        counts: dict[str, float] = {}
+        for sample in outcome.samples:
+            key = sample.labels.get("class", "")
+            counts[key] = counts.get(key, 0.0) + sample.value
+        total = sum(counts.values())
+        if total <= 0:
+            return None
+        sides.append(({k: v / total for k, v in counts.items()}, total))
+    return sides[0], sides[1]
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,9 @@ def _conditions(tick: ReleaseTick, generation: int | None) -> list[Condition]:
     elif s.phase == "RolledBack":
         assert s.rollback is not None
         ready = progressing = ("False", "RolledBack", s.rollback.message)
-    elif s.phase == "Promoted":
-        ready = ("True", "Promoted", progress)
-        progressing = ("False", "Promoted", progress)
+    elif s.phase in ("Promoted", "Completed"):
+        ready = ("True", s.phase, progress)
+        progressing = ("False", s.phase, progress)
     elif held:
         ready = progressing = ("Unknown", "AnalysisHeld", f"{progress}; held: {held_message}")
     else:
@@ -122,6 +122,7 @@ def _progress_line(tick: ReleaseTick) -> str:
         "AwaitingPromotion": f"all {s.steps} steps passed for version {s.candidate_version}",
         "Promoting": f"promoting version {s.candidate_version}: {s.promotion.stage if s.promotion else ''}",
         "Promoted": f"version {s.candidate_version} promoted; stable serves it",
+        "Completed": f"version {s.candidate_version} passed its shadow and was not promoted (spec.shadow.then: stop)",
     }.get(s.phase or "", "")
     return f"{text}; {tick.note}" if tick.note else text
 

@@ -12,15 +12,19 @@ from modelpilot.api import parse_duration
 from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus, HookType
 
 from ..owners import ReleaseRef
-from .analysis import metric_queries
+from .analysis import AGREEMENT, agreement_queries, metric_queries
 from .observations import CanaryNeeds, HookCall
 from .routes import candidate_name
 
 __all__ = ["GATES", "NOTIFICATIONS", "TERMINAL", "is_due", "observation_needs"]
 
-TERMINAL = ("Promoted", "RolledBack")
+TERMINAL = ("Promoted", "RolledBack", "Completed")
 GATES: tuple[HookType, ...] = ("confirm-rollout", "pre-rollout")
-NOTIFICATIONS: dict[str, tuple[HookType, ...]] = {"Promoted": ("post-rollout",), "RolledBack": ("rollback", "post-rollout")}
+NOTIFICATIONS: dict[str, tuple[HookType, ...]] = {
+    "Promoted": ("post-rollout",),
+    "RolledBack": ("rollback", "post-rollout"),
+    "Completed": ("post-rollout",),
+}
 
 
 def is_due(status: CanaryReleaseStatus, generation: int | None, now: datetime) -> bool:
@@ -124,14 +128,16 @@ def observation_needs(spec: CanaryReleaseSpec, status: CanaryReleaseStatus, *, r
     queries = {}
     if current.phase in ("Progressing", "AwaitingPromotion") and current.step_started and due and not spec.abort:
         assert current.stable_version is not None and current.candidate_version is not None
-        queries = metric_queries(
-            spec.analysis.metrics,
-            model=spec.model,
-            stable=current.stable_version,
-            candidate=current.candidate_version,
-            namespace=ref.namespace,
-            window=window(spec, current, now),
-        )
+        shadowing = current.phase == "Progressing" and current.shadow is not None and current.shadow.decision == "Running"
+        model, stable, candidate = spec.model, current.stable_version, current.candidate_version
+        span = window(spec, current, now)
+        # Mirrored requests get no labels on the candidate's side: accuracy waits for the canary steps.
+        metrics = [m for m in spec.analysis.metrics if not (shadowing and m.builtin == "accuracy")]
+        queries = metric_queries(metrics, model=model, stable=stable, candidate=candidate, namespace=ref.namespace, window=span)
+        if shadowing:
+            queries[AGREEMENT] = agreement_queries(
+                model=model, stable=stable, candidate=candidate, namespace=ref.namespace, window=span
+            )
     hooks = tuple(
         HookCall(w.type, w.url_secret.name, w.url_secret.key, parse_duration(w.timeout), payload(spec, current, ref, w.type))
         for hook in (hooks_due(spec, current) if due else [])

@@ -158,6 +158,7 @@ class CanaryPlan:
     deployment: Mapping[str, Any]
     weight: int
     drain_first: bool
+    mirror: int = 0  # percent of the stable's requests copied to the candidate (a shadow)
     service: Mapping[str, Any] | None = None
     restart: str | None = None
     alias: AliasTarget | None = None

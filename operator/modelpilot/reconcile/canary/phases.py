@@ -24,12 +24,13 @@ from modelpilot.api.canary import (
     PromotionProgress,
     ReleaseRecord,
     RollbackReason,
+    ShadowStatus,
 )
 
 from ..conditions import find_condition
 from ..decision import EventToPost, newest
 from ..owners import ReleaseRef
-from .analysis import judge_metric, proportion_counts, worst
+from .analysis import AGREEMENT, class_shares, judge_metric, proportion_counts, worst
 from .needs import GATES, NOTIFICATIONS, TERMINAL, approved, configured, fresh, restoring_alias
 from .objects import VERSION_LABEL
 from .observations import RESTART_ANNOTATION, CanaryObservations
@@ -73,7 +74,15 @@ class ReleaseTick:
 
     def where(self) -> str:
         s = self.status
+        if self.shadowing():
+            assert self.spec.shadow is not None
+            return f"the shadow ({self.spec.shadow.percent}% of requests mirrored)"
         return f"step {s.current_step}/{s.steps} ({s.canary_weight}% traffic)"
+
+    def shadowing(self) -> bool:
+        """The candidate gets mirrored requests only, and is being judged on them."""
+        s = self.status
+        return s.phase == "Progressing" and s.shadow is not None and s.shadow.decision == "Running"
 
     def desired(self) -> tuple[int, int]:
         """(candidate replicas, candidate weight) the status asks for."""
@@ -171,7 +180,19 @@ class ReleaseTick:
         if not self.in_place():
             self.note = "waiting for the candidate Deployment to be ready"
             return
-        self.enter_step(1)
+        if self.spec.shadow is not None:
+            self.enter_shadow()
+        else:
+            self.enter_step(1)
+
+    def enter_shadow(self) -> None:
+        assert self.spec.shadow is not None
+        self.update(
+            phase="Progressing", current_step=0, canary_weight=0, step_started=None, shadow=ShadowStatus(started=self.now)
+        )
+        self.event(
+            "Normal", "ShadowStarted", f"version {self.status.candidate_version} gets {self.where()}; its answers go nowhere"
+        )
 
     def enter_step(self, step: int) -> None:
         weight = self.weights[step - 1]
@@ -205,6 +226,7 @@ class ReleaseTick:
         records = [
             judge_metric(m, analysis, self.obs.metrics[m.name], thresholds_only=thresholds_only, now=self.now)
             for m in analysis.metrics
+            if m.name in self.obs.metrics
         ]
         verdicts = [self.with_policy(r.verdict) for r in records]
         outcome = worst(verdicts)
@@ -227,11 +249,63 @@ class ReleaseTick:
                     ),
                 )
             )
+        elif self.shadowing():
+            self.shadow_look()
         elif self.spec.ab_test is not None:
             if s.phase == "Progressing":
                 self.ab_look()
         elif outcome == "Pass" and s.phase == "Progressing":
             self.advance()
+
+    def shadow_look(self) -> None:
+        """Judge the candidate's agreement with the stable on the mirrored requests so far; after
+        spec.shadow.duration of passing checks, go on to the canary steps or stop."""
+        shadow, s = self.spec.shadow, self.status
+        assert shadow is not None and s.shadow is not None and s.step_started is not None
+        answer = self.obs.metrics.get(AGREEMENT)
+        shares = class_shares(answer) if answer is not None else None
+        current = s.shadow
+        if shares is not None:
+            (candidate, c_total), (stable, s_total) = shares
+            agreement = 1 - 0.5 * sum(abs(candidate.get(k, 0.0) - stable.get(k, 0.0)) for k in candidate.keys() | stable.keys())
+            current = current.model_copy(
+                update={"candidate_predictions": c_total, "stable_predictions": s_total, "agreement": agreement}
+            )
+        self.update(shadow=current)
+        judged = (
+            current.agreement is not None and min(current.candidate_predictions, current.stable_predictions) >= shadow.min_samples
+        )
+        if judged and current.agreement is not None and current.agreement < shadow.min_agreement:
+            self.update(shadow=current.model_copy(update={"decision": "Failed"}))
+            counts = f"{current.candidate_predictions:.0f} and {current.stable_predictions:.0f} predictions"
+            message = (
+                f"the candidate agrees with the stable on {current.agreement:.1%} of its predicted classes in the shadow, "
+                f"below {shadow.min_agreement:.0%} ({counts})"
+            )
+            self.roll_back(
+                RollbackReason(
+                    reason="ShadowDisagreed",
+                    step=0,
+                    weight=0,
+                    time=self.now,
+                    metric="agreement",
+                    value=current.agreement,
+                    threshold=shadow.min_agreement,
+                    message=message,
+                )
+            )
+            return
+        if not judged or self.now - s.step_started < parse_duration(shadow.duration):
+            return
+        passed = f"the shadow passed: agreement {current.agreement:.1%} over {shadow.duration}"
+        self.update(shadow=current.model_copy(update={"decision": "Passed"}))
+        if shadow.then == "canary":
+            self.event("Normal", "ShadowPassed", f"{passed}; the canary steps follow")
+            self.enter_step(1)
+            return
+        message = f"{passed}; the release stops here (spec.shadow.then: stop), nothing promoted"
+        self.update(phase="Completed", next_check=None, history=_appended(self.status, "Completed", message, self.now, self.spec))
+        self.event("Normal", "ShadowPassed", message)
 
     def ab_look(self) -> None:
         """Read the A/B test on all its data so far: a winner, the stable kept, or more data."""
@@ -473,7 +547,11 @@ def _counted(counters: CheckCounters, outcome: CheckVerdict) -> CheckCounters:
 
 
 def _appended(
-    status: CanaryReleaseStatus, outcome: Literal["Promoted", "RolledBack"], message: str, now: datetime, spec: CanaryReleaseSpec
+    status: CanaryReleaseStatus,
+    outcome: Literal["Promoted", "RolledBack", "Completed"],
+    message: str,
+    now: datetime,
+    spec: CanaryReleaseSpec,
 ) -> list[ReleaseRecord]:
     record = ReleaseRecord(
         version=spec.candidate.model_version,

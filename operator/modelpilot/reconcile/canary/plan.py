@@ -37,6 +37,7 @@ def build_plan(tick: ReleaseTick) -> CanaryPlan:
         deployment=deployment,
         service=service,
         weight=weight,
+        mirror=spec.shadow.percent if spec.shadow is not None and tick.shadowing() else 0,
         drain_first=s.phase in TERMINAL,
         restart=restart_wanted(tick),
         alias=alias_wanted(tick),

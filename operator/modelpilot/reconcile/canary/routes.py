@@ -65,8 +65,30 @@ def _is_service_ref(ref: Mapping[str, Any], name: str) -> bool:
     return ref.get("name") == name and ref.get("kind", "Service") == "Service" and not ref.get("group")
 
 
+def _mirror_filters(rule: Mapping[str, Any], candidate: str, port: Mapping[str, Any], mirror: int) -> list[dict[str, Any]]:
+    """A rule's filters without a mirror to the candidate, plus one at ``mirror`` percent when asked."""
+    filters = [
+        copy.deepcopy(dict(f))
+        for f in rule.get("filters") or []
+        if not (
+            f.get("type") == "RequestMirror" and (f.get("requestMirror") or {}).get("backendRef", {}).get("name") == candidate
+        )
+    ]
+    if mirror > 0:
+        # percent is Gateway API 1.2's; left out at 100, which every version mirrors by default.
+        extra = {} if mirror >= 100 else {"percent": mirror}
+        filters.append({"type": "RequestMirror", "requestMirror": {"backendRef": {"name": candidate, **port}, **extra}})
+    return filters
+
+
 def weighted_http_route(
-    rules: Sequence[Mapping[str, Any]], *, stable: str, candidate: str, weight: int, header: HeaderMatch | None
+    rules: Sequence[Mapping[str, Any]],
+    *,
+    stable: str,
+    candidate: str,
+    weight: int,
+    header: HeaderMatch | None,
+    mirror: int = 0,
 ) -> list[dict[str, Any]]:
     """An HTTPRoute's rules with ``weight`` percent of every rule that serves ``stable`` sent to
     ``candidate``; other backends and rules are left as they are.
@@ -98,7 +120,13 @@ def weighted_http_route(
                         "backendRefs": [{"name": candidate, **port}],
                     }
                 )
-        result.append({**copy.deepcopy(dict(rule)), "backendRefs": weighted + others})
+        edited = {**copy.deepcopy(dict(rule)), "backendRefs": weighted + others}
+        filters = _mirror_filters(rule, candidate, port, mirror)
+        if filters:
+            edited["filters"] = filters
+        else:
+            edited.pop("filters", None)
+        result.append(edited)
     return result
 
 
@@ -108,9 +136,15 @@ def _is_host(destination: Mapping[str, Any], service: str) -> bool:
 
 
 def weighted_virtual_service(
-    http: Sequence[Mapping[str, Any]], *, stable: str, candidate: str, weight: int, header: HeaderMatch | None
+    http: Sequence[Mapping[str, Any]],
+    *,
+    stable: str,
+    candidate: str,
+    weight: int,
+    header: HeaderMatch | None,
+    mirror: int = 0,
 ) -> list[dict[str, Any]]:
-    """A VirtualService's http routes, weighted as :func:`weighted_http_route` weights an HTTPRoute."""
+    """A VirtualService's http routes, weighted (and mirrored) as :func:`weighted_http_route` does an HTTPRoute."""
     result: list[dict[str, Any]] = []
     for route in http:
         destinations = list(route.get("route") or [])
@@ -138,5 +172,12 @@ def weighted_virtual_service(
                         "route": [{"destination": {"host": candidate, **port}}],
                     }
                 )
-        result.append({**copy.deepcopy(dict(route)), "route": weighted + others})
+        edited = {**copy.deepcopy(dict(route)), "route": weighted + others}
+        if _is_host(edited.get("mirror") or {}, candidate):
+            edited.pop("mirror", None)
+            edited.pop("mirrorPercentage", None)
+        if mirror > 0:
+            edited["mirror"] = {"host": candidate, **port}
+            edited["mirrorPercentage"] = {"value": float(mirror)}
+        result.append(edited)
     return result
