@@ -1,6 +1,7 @@
 """Pure statistics on arrays and counts: data drift, classification quality, trends, canary
 comparisons and resource recommendations. Imports nothing else of modelpilot and does no I/O."""
 
+from modelpilot.analysis.adwin import AdwinChange, adwin, adwin_batches
 from modelpilot.analysis.compare import Comparison, compare_binned, compare_proportions
 from modelpilot.analysis.drift import (
     FeatureDrift,
@@ -17,6 +18,9 @@ from modelpilot.analysis.resources import SeriesSummary, cpu_request, memory_req
 from modelpilot.analysis.trend import Trend, mann_kendall, page_hinkley
 
 __all__ = [
+    "AdwinChange",
+    "adwin",
+    "adwin_batches",
     "BucketCounts",
     "ClassQuality",
     "Comparison",

@@ -260,11 +260,21 @@ class DegradationSpec(ApiModel):
     horizon: Duration = Field(default="30d", description="How far back the series reaches. Default 30d.")
     step: Duration = Field(default="1d", description="Spacing of the series' points. Default 1d.")
     alpha: float = Field(default=0.05, gt=0, lt=1, description="Significance level of the Mann-Kendall trend test. Default 0.05.")
-    detector: Literal["page-hinkley"] = Field(
-        default="page-hinkley", description="Sequential detector of a downward shift (concept drift)."
+    detector: Literal["page-hinkley", "adwin"] = Field(
+        default="page-hinkley",
+        description="Sequential detector of a downward shift (concept drift): page-hinkley, or adwin (Bifet and "
+        "Gavalda's adaptive window; for accuracy it follows every label's outcome, for other metrics the series' "
+        "points, which needs long series or large shifts).",
     )
     delta: float = Field(default=0.005, ge=0, description="Page-Hinkley tolerance.")
     threshold: float = Field(default=0.05, gt=0, description="Page-Hinkley alarm threshold.")
+    adwin_delta: float = Field(
+        default=0.002,
+        gt=0,
+        lt=1,
+        description="ADWIN's confidence: while quality holds steady, a false alarm at a point has at most this "
+        "probability. Default 0.002.",
+    )
 
 
 #: The alerts a monitor's rules may hold; their expressions, defaults and severities are one
@@ -549,7 +559,13 @@ class DegradationStatus(ApiModel):
     pvalue: float | None = Field(default=None, description="p-value of the Mann-Kendall test.")
     sen_slope: float | None = Field(default=None, description="Change of the metric per day.")
     change: float | None = Field(default=None, description="Fitted change from the first to the last point.")
-    change_points: list[datetime] = Field(default_factory=list, description="Where Page-Hinkley found a downward shift.")
+    change_points: list[datetime] = Field(
+        default_factory=list, description="Where spec.degradation.detector found a downward shift."
+    )
+    detector: str | None = Field(default=None, description="The detector that looked for shifts.")
+    before: float | None = Field(default=None, description="The metric before the latest downward shift.")
+    after: float | None = Field(default=None, description="The metric after the latest downward shift.")
+    magnitude: float | None = Field(default=None, description="after minus before: how far the metric moved.")
 
 
 class UsageFigures(ApiModel):

@@ -6,11 +6,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 
-from modelpilot.analysis import confusion_from_counts, mann_kendall, page_hinkley, quality_from_confusion
+from modelpilot.analysis import (
+    adwin,
+    adwin_batches,
+    confusion_from_counts,
+    mann_kendall,
+    page_hinkley,
+    quality_from_confusion,
+)
 from modelpilot.api.monitor import (
     ClassQuality,
     DegradationStatus,
@@ -120,15 +128,26 @@ def degradation_verdict(
     return Verdict("False", "WithinThreshold", f"{summary} over {spec.quality.window} ({quality.samples} labels)")
 
 
-def _quality_series(spec: ModelMonitorSpec, outcome: QueryOutcome) -> tuple[list[float], list[float]]:
+@dataclass(frozen=True)
+class _Series:
+    """The followed metric per step with enough labels, and each step's right and labelled predictions."""
+
+    times: list[float]
+    values: list[float]
+    correct: list[float]
+    labelled: list[float]
+
+
+def _quality_series(spec: ModelMonitorSpec, outcome: QueryOutcome) -> _Series:
     """Per-step quality metric from (predicted, actual) series; steps with too few labels are left out."""
     by_time: dict[float, list[tuple[str, str, float]]] = defaultdict(list)
     for series in outcome.series:
         for t, v in series.points:
             by_time[t].append((series.labels.get("predicted", ""), series.labels.get("actual", ""), v))
-    times, values = [], []
+    found = _Series([], [], [], [])
     for t in sorted(by_time):
-        quality = quality_from_confusion(*confusion_from_counts(by_time[t]), min_samples=spec.quality.min_samples)
+        matrix, labels = confusion_from_counts(by_time[t])
+        quality = quality_from_confusion(matrix, labels, min_samples=spec.quality.min_samples)
         if quality is None:
             continue
         value = {
@@ -137,9 +156,39 @@ def _quality_series(spec: ModelMonitorSpec, outcome: QueryOutcome) -> tuple[list
             "recall": quality.recall_macro,
             "f1": quality.f1_macro,
         }[spec.degradation.metric]
-        times.append(t)
-        values.append(value)
-    return times, values
+        found.times.append(t)
+        found.values.append(value)
+        found.correct.append(float(np.trace(matrix)))
+        found.labelled.append(float(np.sum(matrix)))
+    return found
+
+
+@dataclass(frozen=True)
+class _Shift:
+    """A downward shift: where it was found, and the metric before and after it."""
+
+    index: int
+    before: float
+    after: float
+
+
+def _shifts(spec: ModelMonitorSpec, series: _Series) -> list[_Shift]:
+    """The downward shifts the spec's detector finds in the series."""
+    degradation = spec.degradation
+    if degradation.detector == "adwin":
+        if degradation.metric == "accuracy":
+            # Every label's outcome, right or wrong: the stream ADWIN was made for.
+            changes = adwin_batches(series.correct, series.labelled, series.correct, delta=degradation.adwin_delta)
+        else:
+            changes = adwin(series.values, delta=degradation.adwin_delta)
+        return [_Shift(c.index, c.before, c.after) for c in changes if c.magnitude < 0]
+    alarms = page_hinkley(series.values, delta=degradation.delta, threshold=degradation.threshold, direction="decrease")
+    # Page-Hinkley says when, not from what to what: the means of the segments either side.
+    edges = [0, *alarms, len(series.values)]
+    return [
+        _Shift(i, float(np.mean(series.values[edges[k] : i])), float(np.mean(series.values[i : edges[k + 2]])))
+        for k, i in enumerate(alarms)
+    ]
 
 
 def assess_degradation(
@@ -152,30 +201,37 @@ def assess_degradation(
         return None, Verdict("Unknown", "NoQualityData", "no model_feedback_total query for this preset")
     if not outcome.ok:
         return previous.degradation, failed_verdict(outcome, previous.last_success)
-    times, values = _quality_series(spec, outcome)
-    metric = spec.degradation.metric
-    days = [t / 86400.0 for t in times]
-    trend = mann_kendall(values, days, alpha=spec.degradation.alpha)
+    series = _quality_series(spec, outcome)
+    metric, detector = spec.degradation.metric, spec.degradation.detector
+    days = [t / 86400.0 for t in series.times]
+    trend = mann_kendall(series.values, days, alpha=spec.degradation.alpha)
     if trend.direction == "insufficient":
-        status = DegradationStatus(metric=metric, points=len(values), direction="insufficient")
+        status = DegradationStatus(metric=metric, points=len(series.values), direction="insufficient", detector=detector)
         return status, Verdict(
             "Unknown",
             "InsufficientData",
-            f"{len(values)} {spec.degradation.step} points of {metric} with enough labels over {spec.degradation.horizon}",
+            f"{len(series.values)} {spec.degradation.step} points of {metric} with enough labels over {spec.degradation.horizon}",
         )
-    changes = page_hinkley(values, delta=spec.degradation.delta, threshold=spec.degradation.threshold, direction="decrease")
-    change_times = [datetime.fromtimestamp(times[i], UTC) for i in changes]
+    shifts = _shifts(spec, series)
+    change_times = [datetime.fromtimestamp(series.times[s.index], UTC) for s in shifts]
+    last = shifts[-1] if shifts else None
     status = DegradationStatus(
         metric=metric,
-        points=len(values),
+        points=len(series.values),
         direction=trend.direction,
         tau=finite(trend.tau),
         pvalue=finite(trend.pvalue),
         sen_slope=finite(trend.slope),
         change=finite(trend.change),
         change_points=change_times,
+        detector=detector,
+        before=finite(last.before) if last else None,
+        after=finite(last.after) if last else None,
+        magnitude=finite(last.after - last.before) if last else None,
     )
-    if change_times:
+    name = "ADWIN" if detector == "adwin" else "Page-Hinkley"
+    if last is not None:
         when = ", ".join(t.date().isoformat() for t in change_times)
-        return status, Verdict("True", "ChangePointDetected", f"{metric} shifted down (Page-Hinkley) at {when}")
-    return status, Verdict("False", "NoChangePoint", f"no downward shift of {metric} over {spec.degradation.horizon}")
+        moved = f"{fmt(last.before)} -> {fmt(last.after)}"
+        return status, Verdict("True", "ChangePointDetected", f"{metric} shifted down ({name}, {moved}) at {when}")
+    return status, Verdict("False", "NoChangePoint", f"no downward shift of {metric} over {spec.degradation.horizon} ({name})")
