@@ -53,9 +53,10 @@ ANALYSIS = {
     "minSamples": 50,
     "metrics": [{"name": b, "builtin": b, "thresholdRange": limits, "tolerance": t} for b, (limits, t) in CHECKS.items()],
 }
-# The second candidate's server: right 70% of the time on live traffic (the stable: 95%), a
-# training/serving skew no offline gate sees.
-SKEWED = [{"name": "ACCURACY", "value": "0.7"}]
+# The second candidate's server: right 60% of the time on live traffic (the stable: 95%), a
+# training/serving skew no offline gate sees; far enough below the 0.8 minimum that the first
+# check's few dozen labels tell.
+SKEWED = {"name": "ACCURACY", "value": "0.6"}
 
 
 def example(name: str) -> dict[str, Any]:
@@ -349,9 +350,9 @@ def worse_candidate_rolled_back(story: Story, stack: DemoStack, policy: dict[str
     runs = status(stack, "rtp", MODEL).get("runs", 0)
     container = policy["spec"]["training"]["template"]["spec"]["containers"][0]
     container["env"] = [*container.get("env", []), {"name": "TRAINER_SEED", "value": "4"}]
-    policy["spec"]["deployment"]["canaryTemplate"]["candidate"] = {"env": SKEWED}
+    policy["spec"]["deployment"]["canaryTemplate"]["candidate"] = {"env": [SKEWED]}
     story.say("the demo edits the policy: the trainer draws a new sample (TRAINER_SEED=4), and candidates are")
-    story.say("served with ACCURACY=0.7 (the stable: 0.95): a training/serving skew the offline gate cannot see")
+    story.say(f"served with ACCURACY={SKEWED['value']} (the stable: 0.95): a training/serving skew the offline gate cannot see")
     stack.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=yaml.safe_dump(policy))
     modelpilot(stack, "retrain", "request", MODEL)
     story.happened("a second retraining requested by hand")
