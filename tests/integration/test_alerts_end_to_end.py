@@ -13,15 +13,14 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.alert_receiver import AlertReceiver
 from tests.support.alertmanager import AlertmanagerServer
-from tests.support.http import serving
 from tests.support.kube import OperatorProcess, wait_for
 from tests.support.ports import free_port
 from tests.support.process import terminate
@@ -29,29 +28,6 @@ from tests.support.prometheus import PrometheusServer
 from tests.support.serving import start_server
 
 MONITOR = "fraud-detector"
-
-
-class Receiver(BaseHTTPRequestHandler):
-    """Records each Alertmanager webhook notification."""
-
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (the handler's name)
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        Receiver.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def notified(alertname: str, status: str) -> dict[str, Any] | None:
-    for notification in list(Receiver.received):
-        for alert in notification["alerts"]:
-            if alert["labels"]["alertname"] == alertname and alert["status"] == status:
-                return alert
-    return None
 
 
 class Load:
@@ -107,14 +83,13 @@ def monitor(prometheus_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[str]:
-    Receiver.received = []
-    with serving(Receiver) as url:
-        yield url
+def receiver() -> Iterator[AlertReceiver]:
+    with AlertReceiver() as running:
+        yield running
 
 
 def test_alerts_reach_a_receiver_through_alertmanager_and_resolve(
-    operator: OperatorProcess, namespace: str, receiver: str, tmp_path: Path
+    operator: OperatorProcess, namespace: str, receiver: AlertReceiver, tmp_path: Path
 ) -> None:
     cluster = operator.cluster
     model_port = free_port()
@@ -123,7 +98,7 @@ def test_alerts_reach_a_receiver_through_alertmanager_and_resolve(
         model_port,
         tmp_path / "model.log",
     )
-    with AlertmanagerServer(tmp_path / "alertmanager", receiver) as alertmanager:
+    with AlertmanagerServer(tmp_path / "alertmanager", receiver.url) as alertmanager:
         rules = tmp_path / "rules.yaml"
         targets = {"model": [f"127.0.0.1:{model_port}"], "modelpilot": [operator.metrics_url.split("/")[2]]}
         prometheus = PrometheusServer(
@@ -149,18 +124,18 @@ def test_alerts_reach_a_receiver_through_alertmanager_and_resolve(
             cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
             try:
                 with Load(model_port):
-                    errors = wait_for(lambda: notified("ModelErrorRateHigh", "firing"), timeout=120, what="errors firing")
-                    accuracy = wait_for(lambda: notified("ModelAccuracyLow", "firing"), timeout=120, what="accuracy firing")
+                    errors = wait_for(lambda: receiver.first("ModelErrorRateHigh"), timeout=120, what="errors firing")
+                    accuracy = wait_for(lambda: receiver.first("ModelAccuracyLow"), timeout=120, what="accuracy firing")
                     for alert in (errors, accuracy):
-                        labels = alert["labels"]
+                        labels = alert.labels
                         assert (labels["model"], labels["version"], labels["namespace"], labels["monitor"]) == (
                             MONITOR,
                             "1",
                             namespace,
                             MONITOR,
                         )
-                        assert alert["annotations"]["runbook_url"].endswith(f"#{labels['alertname'].lower()}")
-                    assert errors["labels"]["severity"] == accuracy["labels"]["severity"] == "critical"
+                        assert alert.annotations["runbook_url"].endswith(f"#{alert.name.lower()}")
+                    assert errors.severity == accuracy.severity == "critical"
 
                     # The monitor reads back what fires, for `kubectl describe`.
                     def firing() -> set[str]:
@@ -178,8 +153,8 @@ def test_alerts_reach_a_receiver_through_alertmanager_and_resolve(
                         model_port,
                         tmp_path / "model.log",
                     )
-                    wait_for(lambda: notified("ModelErrorRateHigh", "resolved"), timeout=120, what="errors resolved")
-                    wait_for(lambda: notified("ModelAccuracyLow", "resolved"), timeout=120, what="accuracy resolved")
+                    wait_for(lambda: receiver.first("ModelErrorRateHigh", "resolved"), timeout=120, what="errors resolved")
+                    wait_for(lambda: receiver.first("ModelAccuracyLow", "resolved"), timeout=120, what="accuracy resolved")
                     wait_for(lambda: not firing(), timeout=60, what="no firing alerts in status")
             finally:
                 terminate(model, 10)

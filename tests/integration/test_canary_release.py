@@ -579,7 +579,11 @@ def test_abort_sends_traffic_back_to_stable_at_once_and_leaves_the_alias(
         cli(stage, "canary", "abort", stage.name)
         done = stage.wait(lambda s: s.get("phase") == "RolledBack", "rollback", timeout=30)
         reaction(stage, done, record_property, detection=False)
-        assert done["rollback"]["reason"] == "Aborted" and "aborted at step 2/3 (50% traffic)" in done["rollback"]["message"]
+        # Aborted where it stood: step 2, or step 3 when a check passed before the abort landed.
+        step = next(s["currentStep"] for s in reversed(stage.seen) if s.get("phase") == "Progressing")
+        weight = {2: 50, 3: 100}[step]
+        assert done["rollback"]["reason"] == "Aborted"
+        assert f"aborted at step {step}/3 ({weight}% traffic)" in done["rollback"]["message"]
         wait_for(lambda: stage.candidate_replicas() == 0, timeout=20, what="candidate scaled to zero")
         assert MlflowRegistry(mlflow_server.url).resolve_alias(stage.model, "champion").version == champion
         assert stage.condition("RolledBack")[:2] == ("True", "Aborted")
@@ -608,3 +612,46 @@ def test_an_ab_test_declares_the_better_candidate_the_winner_and_promotes_it(
         assert ab["candidate"]["rate"] > ab["stable"]["rate"] and min(ab["candidate"]["samples"], ab["stable"]["samples"]) >= 100
         assert MlflowRegistry(mlflow_server.url).resolve_alias(stage.model, "champion").version == candidate
         assert any(reason == "ABTestDecided" for _, reason, _ in events(stage, "Promoted"))
+
+
+def test_a_shadow_mirrors_requests_to_the_candidate_then_walks_the_steps(
+    stack: Callable[[str], Any], prometheus: PrometheusServer, mlflow_server: MlflowServer, ports: dict[str, int]
+) -> None:
+    with stack("gatewayAPI") as (stage, (_, candidate)):
+        custom = kubernetes.client.CustomObjectsApi(stage.api)
+
+        def mirrored() -> bool:
+            route = custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", stage.namespace, "httproutes", STABLE)
+            return any(f.get("type") == "RequestMirror" for rule in route["spec"]["rules"] for f in rule.get("filters", []))
+
+        # The mesh's mirror: the same request stream (same seed), sent to the candidate while the route says so.
+        mirror = loadgen.LoadGenerator(
+            {"candidate": f"http://127.0.0.1:{ports['candidate']}"},
+            lambda: {"candidate": 1.0 if mirrored() else 0.0},
+            RPS,
+            seed=7,
+            model=stage.model,
+        )
+        mirror.start(3600)
+        try:
+            manifest = release(
+                stage,
+                prometheus,
+                mlflow_server.url,
+                candidate,
+                mode="shadow",
+                shadow={"percent": 100, "duration": "20s", "minAgreement": 0.9, "minSamples": 100},
+                stepWeights=[50, 100],
+            )
+            apply(stage.cluster, stage.namespace, manifest)
+            shadowing = stage.wait(lambda s: (s.get("shadow") or {}).get("decision") == "Running", "the shadow", timeout=90)
+            assert shadowing["canaryWeight"] == 0
+            wait_for(mirrored, timeout=30, what="the RequestMirror filter on the HTTPRoute")
+            done = stage.wait(lambda s: s.get("phase") in ("Promoted", "RolledBack"), "a verdict", timeout=240)
+        finally:
+            mirror.stop()
+        assert done["phase"] == "Promoted", json.dumps(done, indent=1)
+        shadow = done["shadow"]
+        assert shadow["decision"] == "Passed" and shadow["agreement"] >= 0.9 and shadow["candidatePredictions"] >= 100
+        assert not mirrored()  # the steps and the promotion removed the mirror
+        assert {"ShadowStarted", "ShadowPassed", "StepStarted"} <= {reason for _, reason, _ in events(stage, "Promoted")}

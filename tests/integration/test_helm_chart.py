@@ -49,7 +49,10 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
 @pytest.fixture(scope="module")
 def cluster_helm(helm: Helm, crds: Cluster) -> Helm:
     """helm against the test cluster, where modelpilot's CRDs and a ServiceMonitor CRD are."""
-    crds.kubectl("apply", "-f", str(REPO / "tests" / "fixtures" / "helm" / "servicemonitor-crd.yaml"))
+    # Server-side: one request whether or not it exists, so no create can race another.
+    crds.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "tests" / "fixtures" / "helm" / "servicemonitor-crd.yaml")
+    )
     crds.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com")
     return dataclasses.replace(helm, kubeconfig=crds.kubeconfig)
 
