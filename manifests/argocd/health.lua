@@ -64,6 +64,7 @@ local MONITOR_PROBLEMS = {
   LabelDrift = "True",
   ConceptDrift = "True",
   ResourcePressure = "True",
+  DataQuality = "True",
 }
 
 local function monitor(status, conditions, ready)

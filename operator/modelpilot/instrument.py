@@ -16,7 +16,8 @@ The series, all labelled ``model`` and ``version``:
 | ``model_feedback_total`` | counter | predicted, actual, group (``""`` when unused) |
 | ``model_feature_value`` | histogram, bounds per feature | feature |
 | ``model_feature_category_total`` | counter | feature, category |
-| ``model_feature_missing_total`` | counter (outside the contract) | feature |
+| ``model_feature_missing_total`` | counter | feature |
+| ``model_feature_sum_total`` | counter | feature, sign (``positive``/``negative``) |
 | ``model_batch_size`` | histogram | |
 
 Feature values: ``int``/``float`` go to the ``model_feature_value`` histogram, ``str`` and
@@ -27,7 +28,9 @@ categorical to the drift checks. For the same reason a feature must keep one kin
 
 A feature whose bounds include a negative one has no ``_sum`` and ``_count`` series: OpenMetrics
 forbids a histogram sum that can decrease (prometheus_client follows it); its ``le="+Inf"``
-bucket is the count, and drift needs only the buckets.
+bucket is the count, and drift needs only the buckets. So each numerical feature's values are
+also summed in ``model_feature_sum_total``, by sign, as magnitudes: two counters that never fall,
+whose ``increase()`` over a window gives the window's mean as (positive - negative) / count.
 
 ``group`` is always present on ``model_feedback_total`` (Prometheus treats an empty label as
 absent), so the label set never changes when a server starts passing groups for fairness
@@ -273,6 +276,12 @@ class ModelMetrics:
             (*labels, "feature"),
             registry=reg,
         )
+        self._sums = Counter(
+            "model_feature_sum_total",
+            "Magnitudes of numerical feature values, summed by sign: the mean is (positive - negative) / count.",
+            (*labels, "feature", "sign"),
+            registry=reg,
+        )
         self._batch = Histogram(
             "model_batch_size", "Instances per prediction request.", labels, buckets=batch, registry=reg
         ).labels(*mv)
@@ -327,8 +336,15 @@ class ModelMetrics:
                 self._categories.labels(self.model, self.version, str(feature), _category(value)).inc()
             elif kind is float:
                 self._features.observe(str(feature), float(value))
+                self._observe_sum(str(feature), float(value))
             else:
                 raise TypeError(f"feature {feature!r}: expected a number, a string, a bool or None, not {type(value).__name__}")
+
+    def _observe_sum(self, feature: str, value: float) -> None:
+        positive = self._sums.labels(self.model, self.version, feature, "positive")
+        negative = self._sums.labels(self.model, self.version, feature, "negative")
+        # Both series exist from a feature's first value, so increase() sees every later change.
+        (positive if value >= 0 else negative).inc(abs(value))
 
     def observe_feedback(self, predicted: str, actual: str, group: str = "") -> None:
         """Ground truth ``actual`` for an earlier prediction ``predicted``, optionally in a

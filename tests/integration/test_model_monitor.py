@@ -87,9 +87,10 @@ def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
     assert features == DRIFT_EXPECTED["features"]
     assert first["degradation"]["direction"] == DRIFT_EXPECTED["trend"]
     assert first["summary"]["drifted"] == "3/6"
-    assert first["queries"] <= 13  # one per metric family and window, and its firing alerts; whatever the number of features
+    assert first["queries"] <= 16  # one per metric family and window, and its firing alerts; whatever the number of features
     degraded = next(c for c in first["conditions"] if c["type"] == "PerformanceDegraded")
     assert "amount" in degraded["message"].split("drifted features by effect size:")[1].split(",")[0]
+    assert_data_quality_and_drift_details(first)
 
     # A second evaluation changes nothing, so it posts no Event: one per transition.
     wait_for(lambda: evaluated_after(cluster, namespace, first["lastEvaluation"]), timeout=60, what="a second evaluation")
@@ -135,6 +136,43 @@ def test_drifting_model_gets_the_expected_conditions_events_metrics_and_columns(
     cli = {c["type"]: c["status"] for c in report["conditions"]}
     assert cli == {**DRIFT_EXPECTED["conditions"], "Healthy": "Unknown"}  # no cluster to read replicas from
     assert {f["name"]: (f["verdict"], f["psiBand"]) for f in report["features"]} == features
+
+    # ADWIN instead of Page-Hinkley, on every label's outcome: the decline is a shift down, with its size.
+    adwin = drift_monitor(drift_prometheus.url)
+    adwin["spec"]["degradation"]["detector"] = "adwin"
+    manifest.write_text(yaml.safe_dump(adwin))
+    result = subprocess.run(
+        [sys.executable, "-m", "modelpilot.cli", "check", "-f", str(manifest), "-o", "json", "--at", first["lastEvaluation"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(result.stdout)["status"]
+    concept = next(c for c in report["conditions"] if c["type"] == "ConceptDrift")
+    assert (concept["status"], concept["reason"]) == ("True", "ChangePointDetected") and "ADWIN" in concept["message"]
+    degradation = report["degradation"]
+    # A steady decline is a run of shifts; the latest is from one level of the slope to a lower one.
+    assert degradation["detector"] == "adwin" and len(degradation["changePoints"]) >= 1
+    assert 0.84 < degradation["after"] < degradation["before"] <= 0.97 and degradation["magnitude"] < -0.005
+
+
+def assert_data_quality_and_drift_details(shown: dict[str, Any]) -> None:
+    """What the scenario put in: distance 10% missing over the last day (1% in the baseline),
+    amount's mean moved from 0 to 1, the predicted classes' counts at 0.1 a second."""
+    quality = {f["name"]: f for f in shown["dataQuality"]["features"]}
+    assert abs(quality["distance"]["missingRate"] - 0.1) < 0.015
+    assert all(f.get("missingRate", 0) < 0.01 for name, f in quality.items() if name != "distance")
+    assert quality["merchant"]["unseenRate"] == 0 and quality["amount"]["outOfRangeRate"] < 0.01
+    message = next(c["message"] for c in shown["conditions"] if c["type"] == "DataQuality")
+    assert "distance: " in message and "% missing (limit 5.0%)" in message and "amount" not in message
+    features = {f["name"]: f for f in shown["features"]}
+    amount, distance = features["amount"], features["distance"]
+    assert abs(amount["referenceMean"]) < 0.1 and abs(amount["currentMean"] - 1.0) < 0.1
+    assert abs(distance["currentMean"] - distance["referenceMean"]) < 0.1
+    assert amount["ksPvalue"] < 1e-6 and "ksPvalue" not in features["merchant"]
+    counts = shown["labelDrift"]["currentCounts"]
+    assert set(counts) == {"legit", "fraud", "review"} and abs(sum(counts.values()) - 8640) < 500
+    assert counts["fraud"] / sum(counts.values()) == pytest.approx(0.2, abs=0.02)
 
 
 def test_prometheus_outage_is_unknown_never_a_false_verdict_and_recovers(

@@ -210,6 +210,8 @@ class MetricsHistory:
         buckets: Sequence[float],
         rate: Rate,
         distribution: Distribution | Callable[[datetime], Distribution],
+        *,
+        signed_sums: str | None = None,
     ) -> None:
         """A classic histogram: Poisson(rate * step) observations per step spread over the
         buckets by a multinomial draw with the distribution's bucket probabilities.
@@ -219,6 +221,9 @@ class MetricsHistory:
         (returning the same object for a stretch of time is cheap: its probabilities are
         computed once). ``_sum`` adds, per bucket, the count times a representative value (the
         conditional median with ``ppf``, else the midpoint), so ``_sum / _count`` tracks the mean.
+        With ``signed_sums``, the same contributions also go to that counter family by sign
+        (label ``sign``: ``positive``/``negative``, as magnitudes), as ``modelpilot.instrument``
+        exports them.
         """
         _check_labels(labels, reserved=("le",))
         bounds = np.array(sorted(float(b) for b in buckets if float(b) != math.inf))
@@ -238,6 +243,27 @@ class MetricsHistory:
         rows.append((f"{name}_count", base, cumulative[:, -1], 0))
         rows.append((f"{name}_sum", base, sums, 0))
         self._add(name, "histogram", rows)
+        if signed_sums is not None:
+            contributions = counts * representatives
+            family = _counter_family(signed_sums)
+            self._add(
+                family,
+                "counter",
+                [
+                    (
+                        f"{family}_total",
+                        {**base, "sign": "positive"},
+                        _cumulative(np.clip(contributions, 0, None).sum(axis=1)),
+                        0,
+                    ),
+                    (
+                        f"{family}_total",
+                        {**base, "sign": "negative"},
+                        _cumulative(np.clip(-contributions, 0, None).sum(axis=1)),
+                        0,
+                    ),
+                ],
+            )
 
     def categorical(
         self,

@@ -2,8 +2,9 @@
 
 `drift_scenario` is 60 days of a fraud-detection model's metrics ending now. From day 30:
 `amount` shifts by one standard deviation (strong), `age` by 0.45 (moderate), the `merchant`
-category mix changes (moderately), the predicted classes shift, and accuracy declines steadily from 0.96 to
-0.84; `distance`, `hour` and `country` stay as they were, and so do latency and errors.
+category mix changes (moderately), the predicted classes shift, accuracy declines steadily from 0.96 to
+0.84, and `distance` goes from 1% to 10% of its values missing; `distance`'s values, `hour` and
+`country` stay as they were, and so do latency and errors.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ DRIFT_EXPECTED = {
         "DataDrift": "True",
         "LabelDrift": "True",
         "ConceptDrift": "True",
+        "DataQuality": "True",
     },
     "features": {
         "amount": ("Drift", "significant"),
@@ -97,7 +99,18 @@ def drift_scenario(
             before = after = stats.uniform(0, 24)
         else:
             before, after = stats.norm(0, 1), stats.norm(SHIFTS[feature], 1)
-        history.histogram("model_feature_value", {**labels, "feature": feature}, bounds, 0.05, after_drift(before, after))
+        history.histogram(
+            "model_feature_value",
+            {**labels, "feature": feature},
+            bounds,
+            0.05,
+            after_drift(before, after),
+            signed_sums="model_feature_sum",
+        )
+    # Missing values of distance: 1% of its values before the drift, 10% after (0.05/s are present).
+    history.counter(
+        "model_feature_missing_total", {**labels, "feature": "distance"}, lambda t: 0.05 / 9 if t >= drift else 0.05 / 99
+    )
     history.categorical(
         "model_feature_category_total",
         {**labels, "feature": "merchant"},

@@ -88,6 +88,7 @@ def test_every_metric_has_the_contract_name_type_and_labels(metrics: ModelMetric
                 "model_feature_category_total": {"model", "version", "feature", "category"},
             },
         ),
+        "model_feature_sum": ("counter", {"model_feature_sum_total": {"model", "version", "feature", "sign"}}),
         "model_batch_size": (
             "histogram",
             {
@@ -207,6 +208,18 @@ def test_features_with_negative_bounds_have_no_sum_or_count() -> None:
     assert {lab["feature"] for lab, _ in samples(metrics, "model_feature_value_count")} == {"amount"}
     score = {lab["le"]: v for lab, v in samples(metrics, "model_feature_value_bucket") if lab["feature"] == "score"}
     assert score == {"-1.0": 1, "0.0": 1, "1.0": 1, "+Inf": 1}
+
+
+def test_every_feature_has_signed_sums_whose_difference_over_the_count_is_the_mean() -> None:
+    metrics = ModelMetrics("m", "1", feature_buckets={"score": [-1, 0, 1]})
+    values = [-3.0, 0.5, 2.25, -0.75, 4.0]
+    for value in values:
+        metrics.observe_features({"score": value, "note": None})
+    sums = {lab["sign"]: v for lab, v in samples(metrics, "model_feature_sum_total") if lab["feature"] == "score"}
+    assert sums == {"positive": 6.75, "negative": 3.75}
+    count = next(v for lab, v in samples(metrics, "model_feature_value_bucket") if lab["le"] == "+Inf")
+    assert (sums["positive"] - sums["negative"]) / count == pytest.approx(sum(values) / len(values))
+    assert {lab["feature"] for lab, _ in samples(metrics, "model_feature_sum_total")} == {"score"}  # not missing ones
 
 
 def test_declared_features_start_at_zero_so_their_first_increase_is_seen() -> None:

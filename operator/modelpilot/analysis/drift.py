@@ -52,7 +52,9 @@ class FeatureDrift:
     drift. ``pvalue`` is the one that feeds the verdict, from ``test``; ``psi``, ``js`` and the
     chi-square use the ``n_bins`` bins left after merging sparse ones, and ``psi_expected`` is
     PSI's mean under no drift for these sizes and bins. ``ks`` and ``wasserstein`` (in units of
-    the reference's standard deviation) are None for categorical features.
+    the reference's standard deviation) are None for categorical features, and so is
+    ``ks_pvalue``, the two-sample KS test's p-value, reported beside the chi-square whatever
+    test decides (see ``drift_from_counts`` for what it means on bucketed data).
     """
 
     kind: Kind
@@ -73,6 +75,7 @@ class FeatureDrift:
     ks: float | None
     wasserstein: float | None
     unseen_categories: tuple[str, ...] = ()
+    ks_pvalue: float | None = None
 
 
 class _Sizes(NamedTuple):
@@ -125,8 +128,10 @@ def drift_from_counts(
     level, needs no resampling (deterministic, cheap for every feature every interval) and tests
     the whole distribution at bucket resolution. KS D on the bucket CDFs is reported, but its
     p-value at bucket edges is conservative and a multinomial bootstrap would make verdicts
-    random and costly. Wasserstein represents each bucket by its midpoint, giving the open
-    first bucket and the +Inf bucket the width of their neighbour, and is divided by the
+    random and costly. ``ks_pvalue`` is still given for reading beside the chi-square: the
+    limiting Kolmogorov distribution at D on the bucket edges, approximate (asymptotic) and
+    conservative (D at the edges is at most the D of the values). Wasserstein represents each
+    bucket by its midpoint, giving the open first bucket and the +Inf bucket the width of their neighbour, and is divided by the
     reference's spread at those points.
     """
     settings = _Settings(min_samples, min_expected, smoothing, bands)
@@ -167,6 +172,7 @@ def drift_from_counts(
         pvalue=binned.chi2_pvalue,
         ks=ks,
         wasserstein=distance / _spread(points, ref, cur),
+        ks_pvalue=_ks_limit_pvalue(sizes.n_reference, sizes.n_current, ks),
     )
 
 
@@ -235,11 +241,22 @@ def drift_from_samples(
         ref.astype(np.float64), cur.astype(np.float64), ordered=True, min_expected=min_expected, smoothing=smoothing
     )
     test: Literal["ks", "chi2"]
+    ks_pvalue = _ks_pvalue(x, y, ks, tied=len(values) < len(x) + len(y))
     if discrete:
         test, pvalue = "chi2", binned.chi2_pvalue
     else:
-        test, pvalue = "ks", _ks_pvalue(x, y, ks, tied=len(values) < len(x) + len(y))
-    return _tested("numerical", sizes, binned, settings, test=test, pvalue=pvalue, ks=ks, wasserstein=distance / spread)
+        test, pvalue = "ks", ks_pvalue
+    return _tested(
+        "numerical",
+        sizes,
+        binned,
+        settings,
+        test=test,
+        pvalue=pvalue,
+        ks=ks,
+        wasserstein=distance / spread,
+        ks_pvalue=ks_pvalue,
+    )
 
 
 def _categorical(ref: np.ndarray, cur: np.ndarray, names: list[str], sizes: _Sizes, settings: _Settings) -> FeatureDrift:
@@ -280,6 +297,7 @@ def _insufficient(kind: Kind, sizes: _Sizes, unseen: tuple[str, ...] = ()) -> Fe
         ks=numerical_only,
         wasserstein=numerical_only,
         unseen_categories=unseen,
+        ks_pvalue=numerical_only,
     )
 
 
@@ -300,6 +318,7 @@ def _no_variation(kind: Kind, sizes: _Sizes) -> FeatureDrift:
         chi2_pvalue=math.nan,
         ks=numerical_only,
         wasserstein=numerical_only,
+        ks_pvalue=1.0 if kind == "numerical" else None,
     )
 
 
@@ -314,6 +333,7 @@ def _tested(
     ks: float | None,
     wasserstein: float | None,
     unseen: tuple[str, ...] = (),
+    ks_pvalue: float | None = None,
 ) -> FeatureDrift:
     moderate, significant = settings.bands
     band: PsiBand = "none" if binned.psi < moderate else "moderate" if binned.psi < significant else "significant"
@@ -333,6 +353,7 @@ def _tested(
         ks=ks,
         wasserstein=wasserstein,
         unseen_categories=unseen,
+        ks_pvalue=ks_pvalue,
     )
 
 
@@ -406,6 +427,10 @@ def _ks_pvalue(x: np.ndarray, y: np.ndarray, d: float, *, tied: bool) -> float:
     # asymptotic one, and for nearly equal tied windows it fails (p rounding above 1) and warns.
     if max(n, m) <= _KS_EXACT_MAX_N and not tied:
         return float(stats.ks_2samp(x, y).pvalue)
+    return _ks_limit_pvalue(n, m, d)
+
+
+def _ks_limit_pvalue(n: int, m: int, d: float) -> float:
     # The limiting Kolmogorov distribution: within about 1% of the exact p-value beyond 10,000
     # per window (closer than scipy's kstwo at the effective size when the windows are equal),
     # and microseconds where kstwo.sf takes up to a second in the far tail.

@@ -37,6 +37,9 @@ __all__ = [
     "UsageFigures",
     "DashboardSpec",
     "BaselineSpec",
+    "DataQualitySpec",
+    "DataQualityStatus",
+    "FeatureQuality",
     "DegradationSpec",
     "DegradationStatus",
     "DriftSpec",
@@ -100,6 +103,8 @@ QueryName = Literal[
     "feedback",
     "featureBuckets",
     "featureCategories",
+    "featureMissing",
+    "featureSums",
     "batchSize",
     # The serving pods' resources (spec.resources): cAdvisor, kube-state-metrics and DCGM names.
     "cpuUsage",
@@ -242,6 +247,33 @@ class DriftSpec(ApiModel):
     )
 
 
+class DataQualitySpec(ApiModel):
+    """Missing values, values outside the reference's range and unseen categories, per feature,
+    over the drift window against the drift baseline."""
+
+    enabled: bool = Field(default=True, description="Check the features' data quality. Default true.")
+    missing_rate: float = Field(
+        default=0.05, ge=0, le=1, description="Share of a feature's values missing (None, NaN) above which DataQuality is True."
+    )
+    out_of_range_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of a numerical feature's values outside the baseline's range (below its lowest non-empty "
+        "bucket or above its highest) above which DataQuality is True. Default 0.01.",
+    )
+    unseen_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of a categorical feature's values in categories the baseline never saw above which "
+        "DataQuality is True. Default 0.01.",
+    )
+    min_samples: int = Field(
+        default=100, ge=1, description="Values (missing included) a feature needs in the window to be judged. Default 100."
+    )
+
+
 class LabelDriftSpec(ApiModel):
     """Prediction-class distribution, current window against the drift baseline."""
 
@@ -292,6 +324,7 @@ AlertName = Literal[
     "ModelMonitorFailing",
     "ModelResourcePressure",
     "ModelOverprovisioned",
+    "ModelDataQuality",
 ]
 ALERT_NAMES: tuple[AlertName, ...] = get_args(AlertName)
 
@@ -424,6 +457,7 @@ class ModelMonitorSpec(ApiModel):
     quality: QualitySpec = Field(default_factory=QualitySpec)
     drift: DriftSpec = Field(default_factory=DriftSpec)
     label_drift: LabelDriftSpec = Field(default_factory=LabelDriftSpec)
+    data_quality: DataQualitySpec = Field(default_factory=DataQualitySpec)
     degradation: DegradationSpec = Field(default_factory=DegradationSpec)
     alerting: AlertingSpec = Field(default_factory=AlertingSpec)
     dashboard: DashboardSpec = Field(default_factory=DashboardSpec)
@@ -536,6 +570,41 @@ class FeatureResult(ApiModel):
     reference_samples: int | None = Field(default=None, description="Observations in the baseline.")
     current_samples: int | None = Field(default=None, description="Observations in the current window.")
     unseen_categories: list[str] = Field(default_factory=list, description="Categories absent from the baseline.")
+    ks_pvalue: float | None = Field(
+        default=None,
+        description="p-value of the two-sample KS test (numerical features), beside the chi-square's; it does not "
+        "decide the verdict. From bucketed data it takes KS D at the bucket edges and the asymptotic Kolmogorov "
+        "distribution: approximate, and conservative (never smaller than the exact test's).",
+    )
+    reference_mean: float | None = Field(
+        default=None, description="Mean of the baseline's values (numerical; from the histogram's sums and counts)."
+    )
+    current_mean: float | None = Field(default=None, description="Mean of the current window's values (numerical).")
+    mean_change_percent: float | None = Field(
+        default=None, description="Current mean against the baseline's, in percent of the baseline's magnitude."
+    )
+
+
+class FeatureQuality(ApiModel):
+    """The data quality of one feature over the drift window."""
+
+    name: str = Field(description="The feature.")
+    values: int = Field(description="Values seen in the window, missing ones included.")
+    missing_rate: float | None = Field(default=None, description="Share of values missing (None, NaN, infinite).")
+    out_of_range_rate: float | None = Field(
+        default=None,
+        description="Share of values below the baseline's lowest non-empty bucket or above its highest (numerical).",
+    )
+    unseen_rate: float | None = Field(
+        default=None, description="Share of values in categories the baseline never saw (categorical)."
+    )
+    verdict: Literal["Ok", "Problem", "InsufficientData"] = Field(description="Whether a figure passed its limit.")
+
+
+class DataQualityStatus(ApiModel):
+    """Missing values, out-of-range values and unseen categories per feature."""
+
+    features: list[FeatureQuality] = Field(default_factory=list, description="Per feature, by name.")
 
 
 class LabelDriftStatus(ApiModel):
@@ -545,6 +614,8 @@ class LabelDriftStatus(ApiModel):
     pvalue: float | None = Field(default=None, description="p-value of the chi-square test.")
     psi: float | None = Field(default=None, description="Population stability index of the class shares.")
     class_shift: dict[str, float] = Field(default_factory=dict, description="Current minus baseline share per class.")
+    reference_counts: dict[str, float] = Field(default_factory=dict, description="Predictions per class in the baseline.")
+    current_counts: dict[str, float] = Field(default_factory=dict, description="Predictions per class in the current window.")
 
 
 class DegradationStatus(ApiModel):
@@ -668,6 +739,7 @@ class ModelMonitorStatus(ResourceStatus):
     quality: QualityStatus | None = None
     features: list[FeatureResult] = Field(default_factory=list, description="Drift per feature, by name.")
     label_drift: LabelDriftStatus | None = None
+    data_quality: DataQualityStatus | None = None
     degradation: DegradationStatus | None = None
     resources: ResourcesStatus | None = None
     alerts: list[AlertRecord] = Field(

@@ -13,6 +13,8 @@ returns fixed labels, which is the contract a user's override must keep:
 | feedback | predicted, actual |
 | featureBuckets | feature, le |
 | featureCategories | feature, category |
+| featureMissing | feature (missing values: None, NaN, infinite) |
+| featureSums | feature, sign: `positive`/`negative` (sums of the values' magnitudes by sign) |
 | batchSize | none (mean batch size) |
 
 The resource queries (``spec.resources``) read what cAdvisor, kube-state-metrics and NVIDIA's
@@ -49,6 +51,9 @@ _MODEL_DATA = {
     "feedback": "sum by (predicted, actual) (increase(model_feedback_total{$selector}[$window]))",
     "featureBuckets": "sum by (feature, le) (increase(model_feature_value_bucket{$selector}[$window]))",
     "featureCategories": "sum by (feature, category) (increase(model_feature_category_total{$selector}[$window]))",
+    "featureMissing": "sum by (feature) (increase(model_feature_missing_total{$selector}[$window]))",
+    # Two counters, not the histogram's _sum: a sum that can fall is no counter (see instrument.py).
+    "featureSums": "sum by (feature, sign) (increase(model_feature_sum_total{$selector}[$window]))",
 }
 
 

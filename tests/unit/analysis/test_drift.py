@@ -472,3 +472,35 @@ def test_effect_gate_metric_and_categorical_fallback():
 def test_rank_by_effect_lists_drifted_features_largest_first():
     verdicts = assess_drift({"a": feature(1e-6, 0.2), "b": feature(1e-6, 0.9), "c": feature(1e-6, 0.01), "d": feature(1e-6, 0.2)})
     assert rank_by_effect(verdicts) == ["b", "a", "d"]
+
+
+def test_ks_pvalue_beside_the_chi_square_from_counts_is_the_kolmogorov_limit_at_the_bucket_edges():
+    rng = np.random.default_rng(5)
+    bounds = np.array([-1.0, 0.0, 1.0, 2.0, np.inf])
+    reference = rng.multinomial(2000, [0.16, 0.34, 0.34, 0.14, 0.02]).astype(float)
+    current = rng.multinomial(1500, [0.10, 0.30, 0.38, 0.18, 0.04]).astype(float)
+    drift = drift_from_counts(reference, current, kind="numerical", upper_bounds=bounds)
+    d = np.max(np.abs(np.cumsum(reference) / 2000 - np.cumsum(current) / 1500))
+    assert drift.test == "chi2"  # the verdict's test stays the chi-square
+    assert drift.ks_pvalue == pytest.approx(stats.kstwobign.sf(np.sqrt(2000 * 1500 / 3500) * d))
+
+
+def test_ks_pvalue_from_bucketed_counts_is_conservative_under_no_drift():
+    rng = np.random.default_rng(6)
+    probabilities = [0.1, 0.2, 0.3, 0.25, 0.15]
+    bounds = [-1.0, 0.0, 1.0, 2.0, np.inf]
+    pvalues = [
+        drift_from_counts(
+            rng.multinomial(500, probabilities), rng.multinomial(500, probabilities), kind="numerical", upper_bounds=bounds
+        ).ks_pvalue
+        for _ in range(800)
+    ]
+    assert np.mean(np.array(pvalues) < 0.05) <= 0.05
+
+
+def test_ks_pvalue_from_samples_is_scipys():
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(0, 1, 300), rng.normal(0.2, 1, 250)
+    drift = drift_from_samples(x, y, kind="numerical")
+    assert drift.ks_pvalue == pytest.approx(stats.ks_2samp(x, y).pvalue) == drift.pvalue
+    assert drift_from_samples(["a"] * 200, ["b"] * 200, kind="categorical").ks_pvalue is None

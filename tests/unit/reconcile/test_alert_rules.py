@@ -32,7 +32,7 @@ def spec(model: str, **fields: Any) -> ModelMonitorSpec:
 MONITORS = {
     "fraud": spec("fraud-detector", quality={"accuracy": 0.92}),
     "quiet": spec("quiet-model"),
-    "idle": spec("idle-model"),
+    "idle": spec("idle-model", dataQuality={"enabled": False}),
     "sized": spec("sized-model", deployment={"name": "sized-model"}, resources={"enabled": True}),
 }
 
@@ -185,6 +185,7 @@ def cases() -> list[dict[str, Any]]:
                 ("ModelUnhealthy", "Healthy", "False"),
                 ("ModelLabelDrift", "LabelDrift", "True"),
                 ("ModelConceptDrift", "ConceptDrift", "True"),
+                ("ModelDataQuality", "DataQuality", "True"),
             )
         ),
         # Resource conditions, only of the monitor that watches resources: True from minute 10;
@@ -322,6 +323,9 @@ def test_a_disabled_alert_and_a_preset_without_error_counts_are_left_out() -> No
     # No resource alerts either: the spec does not watch resources.
     resource_alerts = {"ModelResourcePressure", "ModelOverprovisioned"}
     assert names == set(ALERT_NAMES) - {"ModelTrafficAbsent", "ModelErrorRateHigh"} - resource_alerts
+    # A monitor that does not check data quality never has the condition, so no rule for it.
+    unchecked = {r.name for r in alert_rules(MONITORS["idle"], namespace="ns", monitor="idle", version=None)}
+    assert "ModelDataQuality" not in unchecked and "ModelDataQuality" in names
 
 
 def test_the_operator_labels_win_and_a_crafted_value_cannot_break_out_of_the_selector() -> None:
@@ -350,4 +354,5 @@ def test_the_alert_table_gives_every_problem_condition_one_severity() -> None:
         "ConceptDrift": ("True", "warning"),
         "ResourcePressure": ("True", "warning"),
         "Overprovisioned": ("True", "info"),
+        "DataQuality": ("True", "warning"),
     }

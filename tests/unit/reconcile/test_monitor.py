@@ -140,6 +140,7 @@ def test_a_healthy_model_gets_every_condition_false_or_true_as_it_should() -> No
         "DataDrift": ("False", "NoDrift"),
         "LabelDrift": ("False", "NoDrift"),
         "ConceptDrift": ("False", "NoChangePoint"),
+        "DataQuality": ("False", "WithinLimits"),
     }
     status = result.status
     assert status.summary.drifted == "0/3"

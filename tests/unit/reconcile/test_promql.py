@@ -47,7 +47,9 @@ def test_query_count_does_not_grow_with_features() -> None:
         },
     )
     current, baseline, series = query_plan(spec, namespace="n", version=None, at=AT)
-    assert len(current) + len(baseline) + (series is not None) == 12
+    # Eleven model queries for the current window (featureMissing and featureSums among them),
+    # four for the baseline, the quality series.
+    assert len(current) + len(baseline) + (series is not None) == 15
     feature_baseline = next(q for q in baseline if q.name == "featureBuckets")
     assert feature_baseline.at == AT - timedelta(days=35)
     assert "[1w]" in feature_baseline.promql

@@ -108,6 +108,15 @@ ALERTS: dict[AlertName, AlertKind] = {
         "Requests far above use, or GPUs under-used (for {hold}); status.resources holds the patch.",
         ("Overprovisioned", "True"),
     ),
+    "ModelDataQuality": AlertKind(
+        "warning",
+        "5m",
+        None,
+        "Feature data quality",
+        "Missing values, values outside the baseline's range or unseen categories above their limits (for {hold}); "
+        "DataQuality says which feature.",
+        ("DataQuality", "True"),
+    ),
 }
 
 # The status that means "something is wrong" for each condition, and how loud it is.

@@ -21,6 +21,7 @@ from ..decision import Decision, backoff
 from ..owners import MonitorRef
 from .alerts import alert_history, transition_events
 from .dashboard import dashboard_configmap, dashboard_name, grafana_dashboard_body
+from .data_quality import assess_data_quality
 from .drift import assess_data_drift, assess_label_drift
 from .observations import MonitorObservations, checked
 from .owned import (
@@ -50,6 +51,7 @@ CONDITION_TYPES = (
     "DataDrift",
     "LabelDrift",
     "ConceptDrift",
+    "DataQuality",
 )
 FIRST_RETRY = timedelta(seconds=15)
 
@@ -96,6 +98,7 @@ def decide_monitor(
     label_drift, predicted_share, label = assess_label_drift(spec, obs, previous)
     quality, quality_failed = assess_quality(spec, obs, previous, predicted_share)
     features, drift_verdicts, data_drift = assess_data_drift(spec, obs, previous)
+    data_quality, data_quality_verdict = assess_data_quality(spec, obs, previous)
     degradation, concept = assess_degradation(spec, obs, previous)
     hints = [f"{n} ({drift_verdicts[n].effect:.3g})" for n in rank_by_effect(drift_verdicts)]
     degraded = degradation_verdict(spec, quality, quality_failed, degradation, hints, previous.last_success)
@@ -133,6 +136,7 @@ def decide_monitor(
         "DataDrift": data_drift,
         "LabelDrift": label,
         "ConceptDrift": concept,
+        "DataQuality": data_quality_verdict,
         **({"ResourcePressure": pressure, "Overprovisioned": overprovisioned} if pressure and overprovisioned else {}),
     }
     tested = [f for f in features if f.verdict != "InsufficientData"]
@@ -153,6 +157,7 @@ def decide_monitor(
         "quality": quality,
         "features": features,
         "label_drift": label_drift,
+        "data_quality": data_quality,
         "degradation": degradation,
         "resources": resources,
         "queries": obs.query_count,

@@ -17,11 +17,11 @@ from ..queries import QueryOutcome, usable_count
 from .observations import MonitorObservations
 from .verdict import Verdict, failed_verdict, failure, finite, fmt
 
-__all__ = ["assess_data_drift", "assess_label_drift"]
+__all__ = ["FeatureCounts", "assess_data_drift", "assess_label_drift", "profile_counts", "reference_counts", "window_counts"]
 
 
 @dataclass(frozen=True)
-class _FeatureCounts:
+class FeatureCounts:
     kind: Literal["numerical", "categorical"]
     bounds: tuple[float, ...] = ()
     counts: tuple[float, ...] = ()
@@ -37,8 +37,8 @@ def _bound(text: str) -> float | None:
         return None
 
 
-def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None) -> dict[str, _FeatureCounts]:
-    features: dict[str, _FeatureCounts] = {}
+def window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None) -> dict[str, FeatureCounts]:
+    features: dict[str, FeatureCounts] = {}
     if buckets is not None and buckets.ok:
         grouped: dict[str, list[tuple[str, float]]] = defaultdict(list)
         for s in buckets.samples:
@@ -47,15 +47,15 @@ def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None
             bounds = [_bound(le) for le, _ in pairs]
             if any(b is None or math.isnan(b) for b in bounds):
                 bad = next(le for (le, _), b in zip(pairs, bounds) if b is None or math.isnan(b))
-                features[name] = _FeatureCounts("numerical", unusable=f"bucket bound le={bad!r} is not a number")
+                features[name] = FeatureCounts("numerical", unusable=f"bucket bound le={bad!r} is not a number")
                 continue
             if not all(usable_count(value) for _, value in pairs):
-                features[name] = _FeatureCounts(
+                features[name] = FeatureCounts(
                     "numerical", unusable="a bucket count is negative, NaN, infinite or past any count"
                 )
                 continue
             counts = buckets_from_cumulative((b, value) for b, (_, value) in zip(bounds, pairs) if b is not None)
-            features[name] = _FeatureCounts(
+            features[name] = FeatureCounts(
                 "numerical", tuple(float(b) for b in counts.upper_bounds), tuple(float(c) for c in counts.counts)
             )
     if categories is not None and categories.ok:
@@ -64,7 +64,7 @@ def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None
             by_feature[s.labels.get("feature", "")][s.labels.get("category", "")] = s.value
         for name, values in by_feature.items():
             usable = all(usable_count(v) for v in values.values())
-            features[name] = _FeatureCounts(
+            features[name] = FeatureCounts(
                 "categorical",
                 categories=values,
                 unusable=None if usable else "a category count is negative, NaN, infinite or past any count",
@@ -72,18 +72,28 @@ def _window_counts(buckets: QueryOutcome | None, categories: QueryOutcome | None
     return features
 
 
-def _profile_counts(profile: ReferenceProfile) -> dict[str, _FeatureCounts]:
+def profile_counts(profile: ReferenceProfile) -> dict[str, FeatureCounts]:
     """Counts from a reference profile (see ``modelpilot profile``), shaped like a window's."""
-    features: dict[str, _FeatureCounts] = {}
+    features: dict[str, FeatureCounts] = {}
     for name, entry in profile.features.items():
         if isinstance(entry, NumericalProfile):
-            features[name] = _FeatureCounts("numerical", (*entry.upper_bounds, math.inf), tuple(entry.counts))
+            features[name] = FeatureCounts("numerical", (*entry.upper_bounds, math.inf), tuple(entry.counts))
         else:
-            features[name] = _FeatureCounts("categorical", categories=dict(entry.counts))
+            features[name] = FeatureCounts("categorical", categories=dict(entry.counts))
     return features
 
 
-def _feature_drift(spec: ModelMonitorSpec, reference: _FeatureCounts, current: _FeatureCounts) -> FeatureDrift | str:
+def reference_counts(spec: ModelMonitorSpec, obs: MonitorObservations) -> dict[str, FeatureCounts] | None:
+    """The baseline's counts per feature: the reference profile's, or the baseline window's;
+    None when the spec asks for a profile that is not there."""
+    if obs.profile is not None:
+        return profile_counts(obs.profile)
+    if spec.drift.baseline.mlflow_profile:
+        return None
+    return window_counts(obs.baseline.get("featureBuckets"), obs.baseline.get("featureCategories"))
+
+
+def _feature_drift(spec: ModelMonitorSpec, reference: FeatureCounts, current: FeatureCounts) -> FeatureDrift | str:
     low, high = spec.drift.psi_bands
     if reference.kind != current.kind:
         return "numerical in one window and categorical in the other"
@@ -109,9 +119,50 @@ def _feature_drift(spec: ModelMonitorSpec, reference: _FeatureCounts, current: _
     )
 
 
-def _feature_result(name: str, drift: FeatureDrift | None, verdict: FeatureVerdict | None, note: str) -> FeatureResult:
+def feature_means(sums: QueryOutcome | None, counts: Mapping[str, FeatureCounts]) -> dict[str, float]:
+    """Each numerical feature's mean over a window: its values' sum (positive less negative
+    magnitudes) over its count (the histogram's observations)."""
+    if sums is None or not sums.ok:
+        return {}
+    signed: dict[str, float] = defaultdict(float)
+    unusable = set()
+    for s in sums.samples:
+        feature = s.labels.get("feature", "")
+        if not usable_count(s.value):
+            unusable.add(feature)
+        signed[feature] += s.value if s.labels.get("sign") == "positive" else -s.value
+    means = {}
+    for feature, total in signed.items():
+        observed = counts.get(feature)
+        if feature in unusable or observed is None or observed.kind != "numerical" or observed.unusable:
+            continue
+        n = sum(observed.counts)
+        if n > 0:
+            means[feature] = total / n
+    return means
+
+
+def _change_percent(reference: float | None, current: float | None) -> float | None:
+    if reference is None or current is None or reference == 0:
+        return None
+    return finite((current - reference) / abs(reference) * 100)
+
+
+def _feature_result(
+    name: str,
+    drift: FeatureDrift | None,
+    verdict: FeatureVerdict | None,
+    note: str,
+    means: tuple[float | None, float | None] = (None, None),
+) -> FeatureResult:
+    reference_mean, current_mean = (finite(m) for m in means)
+    averages = {
+        "reference_mean": reference_mean,
+        "current_mean": current_mean,
+        "mean_change_percent": _change_percent(reference_mean, current_mean),
+    }
     if drift is None or verdict is None:
-        return FeatureResult(name=name, kind="numerical", verdict="InsufficientData", test=note or None)
+        return FeatureResult(name=name, kind="numerical", verdict="InsufficientData", test=note or None, **averages)
     return FeatureResult(
         name=name,
         kind=drift.kind,
@@ -129,6 +180,8 @@ def _feature_result(name: str, drift: FeatureDrift | None, verdict: FeatureVerdi
         reference_samples=drift.n_reference,
         current_samples=drift.n_current,
         unseen_categories=list(drift.unseen_categories),
+        ks_pvalue=finite(drift.ks_pvalue) if drift.ks_pvalue is not None else None,
+        **averages,
     )
 
 
@@ -142,13 +195,13 @@ def assess_data_drift(
     failed = failure((*current_q, *baseline_q))
     if failed is not None:
         return previous.features, {}, failed_verdict(failed, previous.last_success)
-    if obs.profile is not None:
-        reference = _profile_counts(obs.profile)
-    elif spec.drift.baseline.mlflow_profile:
+    reference = reference_counts(spec, obs)
+    if reference is None:
         return previous.features, {}, Verdict("Unknown", "NoReferenceProfile", "no reference profile")
-    else:
-        reference = _window_counts(*baseline_q)
-    current = _window_counts(*current_q)
+    current = window_counts(*current_q)
+    # A profile holds no sums: its features have no baseline mean.
+    reference_means = {} if obs.profile is not None else feature_means(obs.baseline.get("featureSums"), reference)
+    current_means = feature_means(obs.current.get("featureSums"), current)
     names = sorted(set(reference) | set(current))
     if spec.drift.features:
         names = [n for n in spec.drift.features]
@@ -174,7 +227,10 @@ def assess_data_drift(
         effect_size=spec.drift.effect_size,
         effect_threshold=spec.drift.effect_threshold,
     )
-    results = [_feature_result(n, drifts.get(n), verdicts.get(n), notes.get(n, "")) for n in names]
+    results = [
+        _feature_result(n, drifts.get(n), verdicts.get(n), notes.get(n, ""), (reference_means.get(n), current_means.get(n)))
+        for n in names
+    ]
     drifted = [r for r in results if r.verdict == "Drift"]
     tested = [r for r in results if r.verdict != "InsufficientData"]
     if not names:
@@ -234,7 +290,14 @@ def assess_label_drift(
     )["predictions"]
     ref_share, cur_share = _shares(reference), _shares(current)
     shift = {n: round(cur_share.get(n, 0.0) - ref_share.get(n, 0.0), 6) for n in names}
-    status = LabelDriftStatus(verdict=verdict.verdict, pvalue=finite(drift.pvalue), psi=finite(drift.psi), class_shift=shift)
+    status = LabelDriftStatus(
+        verdict=verdict.verdict,
+        pvalue=finite(drift.pvalue),
+        psi=finite(drift.psi),
+        class_shift=shift,
+        reference_counts={n: round(v, 6) for n, v in sorted(reference.items())},
+        current_counts={n: round(v, 6) for n, v in sorted(current.items())},
+    )
     moved = ", ".join(f"{n} {v:+.1%}" for n, v in sorted(shift.items(), key=lambda kv: -abs(kv[1]))[:3])
     if verdict.drifted is None:
         return status, cur_share, Verdict("Unknown", "InsufficientData", verdict.reason)

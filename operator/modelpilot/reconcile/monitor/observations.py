@@ -105,13 +105,16 @@ def query_plan(
         "predictions": drift,
         "featureBuckets": drift,
         "featureCategories": drift,
+        "featureMissing": drift,
+        "featureSums": drift,
     }
     current = [q for name, window in windows.items() if (q := planned(name, window, at))]
     baseline: list[PlannedQuery] = []
     reference = _baseline_end_and_window(spec, at)
-    if reference is not None and (spec.drift.enabled or spec.label_drift.enabled):
+    if reference is not None and (spec.drift.enabled or spec.label_drift.enabled or spec.data_quality.enabled):
         end, window = reference
-        baseline = [q for name in ("predictions", "featureBuckets", "featureCategories") if (q := planned(name, window, end))]
+        names = ("predictions", "featureBuckets", "featureCategories", "featureSums")
+        baseline = [q for name in names if (q := planned(name, window, end))]
     series = None
     if spec.degradation.enabled:
         series = planned("feedback", parse_duration(spec.degradation.step), at)
@@ -119,7 +122,7 @@ def query_plan(
 
 
 #: Queries answered per feature: an unreadable feature is set aside alone (see drift.py).
-_PER_FEATURE = ("featureBuckets", "featureCategories")
+_PER_FEATURE = ("featureBuckets", "featureCategories", "featureMissing", "featureSums")
 
 
 def _unusable(name: str, outcome: QueryOutcome) -> str | None:

@@ -150,6 +150,7 @@ _EXPRESSIONS: dict[AlertName, Callable[[_Context, float], str | None]] = {
     # Only monitors that watch resources have these conditions.
     "ModelResourcePressure": lambda c, _: c.condition("ResourcePressure", "True") if c.spec.resources.enabled else None,
     "ModelOverprovisioned": lambda c, _: c.condition("Overprovisioned", "True") if c.spec.resources.enabled else None,
+    "ModelDataQuality": lambda c, _: c.condition("DataQuality", "True") if c.spec.data_quality.enabled else None,
 }
 
 # The spec's own limits, where it sets one, come before the table's defaults.
