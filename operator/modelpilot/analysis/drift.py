@@ -509,6 +509,8 @@ def assess_drift(
 ) -> dict[str, FeatureVerdict]:
     """Verdict per feature: drift when the corrected p-value is below ``alpha`` AND the effect
     size reaches ``effect_threshold``, so huge windows do not flag shifts too small to matter.
+    PSI is gated on its excess over its no-drift expectation, so small windows are not flagged
+    for noise; ``FeatureVerdict.effect`` is that excess.
 
     The correction runs over the features that were tested. Categorical features have no KS or
     Wasserstein distance; when the gate is one of those they are gated on PSI at
@@ -528,6 +530,10 @@ def assess_drift(
         if getattr(drift, metric) is None:
             metric, threshold = "psi", categorical_threshold
         effect = float(getattr(drift, metric))
+        if metric == "psi" and math.isfinite(drift.psi_expected):
+            # PSI grows with sampling noise alone (about (bins - 1)(1/n + 1/m) without drift): a
+            # gate on raw PSI near its own noise floor would call small windows drifted.
+            effect = max(effect - drift.psi_expected, 0.0)
         verdict: DriftVerdict
         drifted: bool | None
         if drift.outcome == "InsufficientData":
@@ -541,7 +547,8 @@ def assess_drift(
             drifted = significant and large
             verdict = "Drift" if drifted else "NoDrift"
             test = f"{drift.test} corrected p={adjusted:.3g} {'<' if significant else '>='} {alpha:g}"
-            gate = f"{metric}={effect:.3g} {'>=' if large else '<'} {threshold:g}"
+            shown = f"psi beyond its no-drift {drift.psi_expected:.3g}" if metric == "psi" else metric
+            gate = f"{shown}={effect:.3g} {'>=' if large else '<'} {threshold:g}"
             if not significant:
                 reason = test
             elif large:

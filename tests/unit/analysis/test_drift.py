@@ -1,5 +1,6 @@
 """Drift statistics against independent computations on raw samples, and their edge cases."""
 
+import dataclasses
 import math
 import warnings
 from collections import Counter
@@ -438,7 +439,19 @@ def test_drift_needs_significance_and_effect():
     }
     assert "too small to matter" in verdicts["tiny-shift"].reason
     assert verdicts["both"].corrected_pvalue == pytest.approx(1.5e-6)
-    assert verdicts["both"].effect == 0.3 and verdicts["both"].effect_metric == "psi"
+    # PSI is gated on its excess over the no-drift expectation (0.018 for these windows).
+    assert verdicts["both"].effect == pytest.approx(0.3 - 0.018) and verdicts["both"].effect_metric == "psi"
+
+
+def test_psi_at_its_own_noise_floor_is_not_drift() -> None:
+    # 10 bins and 200 samples a window: PSI expects about 0.09 without any drift. A gate of 0.1
+    # on raw PSI sits at that floor; on the excess, 0.15 raw is 0.06 of shift: too small.
+    floor = 9 * (1 / 200 + 1 / 200)
+    small = dataclasses.replace(feature(1e-4, 0.15), psi_expected=floor)
+    large = dataclasses.replace(feature(1e-4, 0.3), psi_expected=floor)
+    verdicts = assess_drift({"small": small, "large": large})
+    assert verdicts["small"].verdict == "NoDrift" and verdicts["small"].effect == pytest.approx(0.15 - floor)
+    assert verdicts["large"].verdict == "Drift"
 
 
 def test_features_without_a_test_do_not_dilute_the_correction():
