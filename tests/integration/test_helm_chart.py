@@ -38,7 +38,10 @@ pytestmark = pytest.mark.xdist_group("helm-chart")
 VALUES_FILES = sorted((CHART / "ci").glob("*-values.yaml"))
 EVERYONE = "system:serviceaccount:default:nobody"
 # What the operator's ClusterRole keeps when it watches a list of namespaces.
-CLUSTER_SCOPED = {resource: DOCUMENTED[resource] for resource in ("customresourcedefinitions.apiextensions.k8s.io", "namespaces")}
+CLUSTER_SCOPED = {
+    resource: DOCUMENTED[resource]
+    for resource in ("customresourcedefinitions.apiextensions.k8s.io", "namespaces", "prometheuses.monitoring.coreos.com")
+}
 
 
 @pytest.fixture(scope="module")

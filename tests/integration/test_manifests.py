@@ -157,11 +157,13 @@ def test_the_operator_runs_every_kind_on_its_service_account_alone(
             what="the policy to train, register and hand over",
         )
         canary = deploying["canary"]
-        wait_for(
-            lambda: installed.get("crel", canary, namespace).get("status", {}).get("phase") == "Initializing",
-            timeout=60,
-            what=f"the canary {canary} to start",
-        )
+
+        def phase() -> str | None:
+            # The policy records the hand-over in status before it creates the canary.
+            found = installed.kubectl("get", "crel", canary, "-n", namespace, "-o", "json", check=False)
+            return json.loads(found.stdout).get("status", {}).get("phase") if found.returncode == 0 else None
+
+        wait_for(lambda: phase() == "Initializing", timeout=60, what=f"the canary {canary} to start")
         installed.kubectl("patch", "crel", canary, "-n", namespace, "--type=merge", "-p", '{"spec":{"abort":true}}')
         wait_for(
             lambda: installed.get("crel", canary, namespace).get("status", {}).get("phase") == "RolledBack",
