@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from modelpilot.api import format_duration
-from modelpilot.api.monitor import QUERY_NAMES
+from modelpilot.api.monitor import QUERY_NAMES, ModelMonitorSpec
 
-__all__ = ["PRESETS", "Preset", "QUERY_NAMES", "RESOURCE_QUERIES", "escape_label_value", "render"]
+__all__ = ["PRESETS", "Preset", "QUERY_NAMES", "RESOURCE_QUERIES", "escape_label_value", "monitor_query", "render"]
 
 
 # Quality and drift come from the modelpilot instrumentation, whatever serves the model.
@@ -198,6 +198,28 @@ def render(
     if selector is None:
         selector = string.Template(preset.selector + (preset.with_version if version else "")).substitute(values)
     return string.Template(template).substitute({**values, "selector": selector})
+
+
+def monitor_query(
+    spec: ModelMonitorSpec,
+    name: str,
+    *,
+    version: str | None,
+    namespace: str,
+    window: timedelta,
+    selector: str | None = None,
+) -> str | None:
+    """Query ``name`` as a monitor's spec asks for it: its preset, with its overrides."""
+    return render(
+        PRESETS[spec.metrics.preset],
+        name,
+        model=spec.model.name,
+        version=version,
+        namespace=namespace,
+        window=window,
+        overrides=spec.metrics.overrides,
+        selector=selector,
+    )
 
 
 def escape_label_value(value: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from modelpilot.api import MODEL_MONITOR, parse_duration
 from modelpilot.api.monitor import AlertName, ModelMonitorSpec
 
-from ..promql import PRESETS, escape_label_value, render
+from ..promql import PRESETS, escape_label_value, monitor_query
 from .alerts import ALERTS
 from .grafana import (
     GRID_WIDTH,
@@ -413,15 +413,8 @@ def _model_query(spec: ModelMonitorSpec, namespace: str, query: str) -> tuple[st
     """Query ``query`` of the spec's preset over its performance window, and that window in seconds."""
     window = parse_duration(spec.performance.window)
     fixed = spec.model.version.fixed if spec.model.version else None
-    promql = render(
-        PRESETS[spec.metrics.preset],
-        query,
-        model=spec.model.name,
-        version=fixed,  # a version resolved from MLflow changes; the dashboard then shows them all
-        namespace=namespace,
-        window=window,
-        overrides=spec.metrics.overrides,
-    )
+    # A version resolved from MLflow changes; the dashboard then shows them all.
+    promql = monitor_query(spec, query, version=fixed, namespace=namespace, window=window)
     return (promql, window.total_seconds()) if promql else None
 
 

@@ -14,7 +14,7 @@ from modelpilot.api import parse_duration
 from modelpilot.api.monitor import ModelMonitorSpec
 from modelpilot.api.profile import ReferenceProfile
 
-from ..promql import PRESETS, render
+from ..promql import monitor_query
 from ..queries import PlannedQuery, QueryFailed, QueryOutcome, usable_count
 from .owned import OwnedKind, OwnedView, RuleAudience
 
@@ -80,18 +80,9 @@ def query_plan(
     spec: ModelMonitorSpec, *, namespace: str, version: str | None, at: datetime
 ) -> tuple[list[PlannedQuery], list[PlannedQuery], PlannedQuery | None]:
     """The instant queries for the current window, for the baseline, and the quality range query."""
-    preset = PRESETS[spec.metrics.preset]
 
     def planned(name: str, window: timedelta, when: datetime) -> PlannedQuery | None:
-        promql = render(
-            preset,
-            name,
-            model=spec.model.name,
-            version=version,
-            namespace=namespace,
-            window=window,
-            overrides=spec.metrics.overrides,
-        )
+        promql = monitor_query(spec, name, version=version, namespace=namespace, window=window)
         return PlannedQuery(name, promql, when) if promql else None
 
     performance = parse_duration(spec.performance.window)

@@ -32,7 +32,7 @@ from modelpilot.api.monitor import (
     UsageFigures,
 )
 
-from ..promql import PRESETS, escape_label_value, render
+from ..promql import escape_label_value, monitor_query
 from ..queries import PlannedQuery, QueryOutcome, Series
 from .verdict import Verdict, failed_verdict, failure, finite
 
@@ -118,16 +118,7 @@ def resource_plan(spec: ModelMonitorSpec, *, namespace: str, at: datetime) -> Re
     selector, join = pod_selector(spec, namespace), _label_join(spec, namespace)
 
     def planned(name: str, over: timedelta) -> PlannedQuery:
-        promql = render(
-            PRESETS[spec.metrics.preset],
-            name,
-            model=spec.model.name,
-            version=None,
-            namespace=namespace,
-            window=over,
-            overrides=spec.metrics.overrides,
-            selector=selector,
-        )
+        promql = monitor_query(spec, name, version=None, namespace=namespace, window=over, selector=selector)
         assert promql is not None  # every preset has the resource queries
         return PlannedQuery(name, f"({promql}){join}" if join else promql, at)
 

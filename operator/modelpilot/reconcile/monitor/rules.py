@@ -18,7 +18,7 @@ from modelpilot.api import MODEL_MONITOR, parse_duration
 from modelpilot.api.monitor import ALERT_NAMES, AlertName, ModelMonitorSpec
 from modelpilot.api.notify import Severity
 
-from ..promql import PRESETS, escape_label_value, render
+from ..promql import PRESETS, escape_label_value, monitor_query
 from .alerts import ALERTS, AlertKind
 
 __all__ = [
@@ -78,15 +78,8 @@ class _Context:
 
     def serving(self, query: str) -> str | None:
         """One of the model's own queries over the performance window."""
-        return render(
-            PRESETS[self.spec.metrics.preset],
-            query,
-            model=self.spec.model.name,
-            version=self.version,
-            namespace=self.namespace,
-            window=parse_duration(self.spec.performance.window),
-            overrides=self.spec.metrics.overrides,
-        )
+        window = parse_duration(self.spec.performance.window)
+        return monitor_query(self.spec, query, version=self.version, namespace=self.namespace, window=window)
 
     def enough_requests(self, expr: str) -> str | None:
         requests = self.serving("requests")
