@@ -30,7 +30,8 @@ MONITOR = "fraud-detector"
 TOKEN = secrets.token_hex(12)  # the secret part of every webhook URL, as Slack's and Teams' are
 ROUTING_KEY = f"R{secrets.token_hex(16)}"
 #: What the news of the drift scenario's first evaluation is about.
-PROBLEMS = {"PerformanceDegraded", "DataDrift", "LabelDrift", "ConceptDrift"}
+# The drift scenario's problem conditions (tests/support/scenarios.py), each a notice.
+PROBLEMS = {"PerformanceDegraded", "DataDrift", "LabelDrift", "ConceptDrift", "DataQuality"}
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -164,7 +165,7 @@ def test_monitor_news_reaches_every_channel_type_retried_refused_and_never_leaki
 
     shown = wait_for(all_delivered, timeout=30, what="every channel Delivered")
     (slack,) = _Receiver.bodies["slack"]
-    assert slack["text"].startswith(f"modelpilot: 4 notices about ModelMonitor {namespace}/{MONITOR}")
+    assert slack["text"].startswith(f"modelpilot: {len(PROBLEMS)} notices about ModelMonitor {namespace}/{MONITOR}")
     assert {b["type"] for b in slack["blocks"]} == {"header", "section"}
     (teams,) = _Receiver.bodies["teams"]
     assert teams["attachments"][0]["content"]["type"] == "AdaptiveCard"
@@ -186,7 +187,10 @@ def test_monitor_news_reaches_every_channel_type_retried_refused_and_never_leaki
     ((to, raw),) = mailbox.mails
     mail = message_from_bytes(raw, policy=policy.default)
     assert to == ["ml-oncall@example.org"] and mail["From"] == "modelpilot@example.org"
-    assert mail["Subject"].startswith("modelpilot: 4 notices") and "DataDrift=True (FeaturesDrifted)" in mail.get_content()
+    assert (
+        mail["Subject"].startswith(f"modelpilot: {len(PROBLEMS)} notices")
+        and "DataDrift=True (FeaturesDrifted)" in mail.get_content()
+    )
 
     # The Secret that did not opt in is refused, said in status, and nothing reached its URL.
     refused = shown.get("refused") or wait_for(lambda: delivery(cluster, namespace).get("refused"), timeout=30, what="refused")
