@@ -14,6 +14,7 @@ from modelpilot.api.monitor import ModelMonitorSpec, ModelMonitorStatus
 from modelpilot.reconcile import MonitorRef
 from modelpilot.reconcile.monitor import (
     HASH_ANNOTATION,
+    NO_RULE_DEFAULTS,
     PROMETHEUS_RULE,
     MonitorDecision,
     MonitorObservations,
@@ -37,7 +38,7 @@ __all__ = ["MONITOR_TICK", "TICK_SECONDS", "set_rule_defaults"]
 TICK_SECONDS = 5.0
 KUBE = KubernetesReader()
 # What `modelpilot run --rule-label/--runbook-url` adds to every monitor's alert rules.
-_RULE_DEFAULTS = [RuleDefaults(rule_labels={})]
+_RULE_DEFAULTS = [NO_RULE_DEFAULTS]
 
 
 def set_rule_defaults(defaults: RuleDefaults) -> None:

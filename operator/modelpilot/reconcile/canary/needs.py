@@ -9,14 +9,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelpilot.api import parse_duration
-from modelpilot.api.canary import CanaryReleaseSpec, CanaryReleaseStatus, HookType
+from modelpilot.api.canary import AnalysisMetric, CanaryReleaseSpec, CanaryReleaseStatus, HookType
 
 from ..owners import ReleaseRef
 from .analysis import AGREEMENT, agreement_queries, metric_queries
 from .observations import CanaryNeeds, HookCall
 from .routes import candidate_name
 
-__all__ = ["GATES", "NOTIFICATIONS", "TERMINAL", "is_due", "observation_needs"]
+__all__ = ["GATES", "NOTIFICATIONS", "TERMINAL", "is_due", "judged_metrics", "observation_needs", "shadowing"]
 
 TERMINAL = ("Promoted", "RolledBack", "Completed")
 GATES: tuple[HookType, ...] = ("confirm-rollout", "pre-rollout")
@@ -30,6 +30,18 @@ NOTIFICATIONS: dict[str, tuple[HookType, ...]] = {
 def is_due(status: CanaryReleaseStatus, generation: int | None, now: datetime) -> bool:
     """Tick now? Always, but for a settled release whose spec has not changed since: it stays quiet."""
     return not (status.settled and status.observed_generation == generation)
+
+
+def shadowing(status: CanaryReleaseStatus) -> bool:
+    """The candidate gets mirrored requests only, and is being judged on them."""
+    return status.phase == "Progressing" and status.shadow is not None and status.shadow.decision == "Running"
+
+
+def judged_metrics(spec: CanaryReleaseSpec, status: CanaryReleaseStatus) -> list[AnalysisMetric]:
+    """The analysis metrics a check queries and judges now: in a shadow, all but accuracy
+    (mirrored requests get no labels on the candidate's side; accuracy waits for the steps)."""
+    in_shadow = shadowing(status)
+    return [m for m in spec.analysis.metrics if not (in_shadow and m.builtin == "accuracy")]
 
 
 def committed(status: CanaryReleaseStatus) -> bool:
@@ -128,13 +140,11 @@ def observation_needs(spec: CanaryReleaseSpec, status: CanaryReleaseStatus, *, r
     queries = {}
     if current.phase in ("Progressing", "AwaitingPromotion") and current.step_started and due and not spec.abort:
         assert current.stable_version is not None and current.candidate_version is not None
-        shadowing = current.phase == "Progressing" and current.shadow is not None and current.shadow.decision == "Running"
         model, stable, candidate = spec.model, current.stable_version, current.candidate_version
         span = window(spec, current, now)
-        # Mirrored requests get no labels on the candidate's side: accuracy waits for the canary steps.
-        metrics = [m for m in spec.analysis.metrics if not (shadowing and m.builtin == "accuracy")]
+        metrics = judged_metrics(spec, current)
         queries = metric_queries(metrics, model=model, stable=stable, candidate=candidate, namespace=ref.namespace, window=span)
-        if shadowing:
+        if shadowing(current):
             queries[AGREEMENT] = agreement_queries(
                 model=model, stable=stable, candidate=candidate, namespace=ref.namespace, window=span
             )

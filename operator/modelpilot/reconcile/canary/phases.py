@@ -31,7 +31,17 @@ from ..conditions import find_condition
 from ..decision import EventToPost, newest
 from ..owners import ReleaseRef
 from .analysis import AGREEMENT, class_shares, judge_metric, proportion_counts, worst
-from .needs import GATES, NOTIFICATIONS, TERMINAL, approved, configured, fresh, restoring_alias
+from .needs import (
+    GATES,
+    NOTIFICATIONS,
+    TERMINAL,
+    approved,
+    configured,
+    fresh,
+    judged_metrics,
+    restoring_alias,
+    shadowing,
+)
 from .objects import VERSION_LABEL
 from .observations import RESTART_ANNOTATION, CanaryObservations
 from .routes import candidate_replicas
@@ -80,9 +90,7 @@ class ReleaseTick:
         return f"step {s.current_step}/{s.steps} ({s.canary_weight}% traffic)"
 
     def shadowing(self) -> bool:
-        """The candidate gets mirrored requests only, and is being judged on them."""
-        s = self.status
-        return s.phase == "Progressing" and s.shadow is not None and s.shadow.decision == "Running"
+        return shadowing(self.status)
 
     def desired(self) -> tuple[int, int]:
         """(candidate replicas, candidate weight) the status asks for."""
@@ -225,8 +233,7 @@ class ReleaseTick:
         thresholds_only = s.counters.consecutive_inconclusive >= analysis.inconclusive_limit
         records = [
             judge_metric(m, analysis, self.obs.metrics[m.name], thresholds_only=thresholds_only, now=self.now)
-            for m in analysis.metrics
-            if m.name in self.obs.metrics
+            for m in judged_metrics(self.spec, s)
         ]
         verdicts = [self.with_policy(r.verdict) for r in records]
         outcome = worst(verdicts)
